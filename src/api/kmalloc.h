@@ -1,0 +1,65 @@
+/* kmalloc.h — the public C API of kmalloc.
+ *
+ * Linking -lkmalloc (or LD_PRELOAD=libkmalloc.so) makes malloc, free, ... and C++ new/delete
+ * kmalloc's. The km_* names below are the same allocator under names that never collide with libc,
+ * for programs that want to call kmalloc explicitly beside another malloc. The explicit allocators
+ * (kmem: lin, heap, pool, ref, tree, arena, fifo) are declared in kmem.h, included at the end.
+ *
+ * Semantics follow glibc: NULL + errno = ENOMEM on failure, EINVAL for a bad alignment.
+ */
+#ifndef KMALLOC_H
+#define KMALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KMALLOC_VERSION_MAJOR 0
+#define KMALLOC_VERSION_MINOR 1
+#define KMALLOC_VERSION_PATCH 0
+
+void  *km_malloc(size_t size);
+void  *km_calloc(size_t count, size_t size);
+void  *km_realloc(void *p, size_t size);
+void  *km_reallocarray(void *p, size_t count, size_t size);
+void   km_free(void *p);
+int    km_posix_memalign(void **out, size_t alignment, size_t size);
+void  *km_aligned_alloc(size_t alignment, size_t size);
+void  *km_memalign(size_t alignment, size_t size);
+void  *km_valloc(size_t size);
+void  *km_pvalloc(size_t size);
+size_t km_usable_size(const void *p);
+/* Is p a live block that kmalloc handed out (small cell or large block)? O(1), never crashes. */
+int    km_owns(const void *p);
+/* Return free memory to the OS now (empty pages, cached large blocks). 1 if anything was released. */
+int    km_trim(size_t pad);
+/* Print the statistics summary (the same as KMALLOC_STATS=1 at exit) on fd 2. */
+void   km_stats_print(void);
+
+/* Counters for programs and tests; bytes unless named *_count. A snapshot, not atomic as a whole. */
+typedef struct km_stats {
+  size_t in_use;          /* bytes in blocks handed out and not freed (cells: cell size) */
+  size_t peak_in_use;     /* highest in_use seen on a slow path (page granularity) */
+  size_t mapped;          /* bytes mapped from the OS right now (segments + large blocks) */
+  size_t resident;        /* resident set of the process, from /proc/self/statm */
+  size_t metadata;        /* bytes of allocator metadata (segment headers, heaps, registries) */
+  size_t large_in_use;    /* bytes in live large blocks */
+  size_t large_cached;    /* bytes of freed large blocks kept for reuse */
+  size_t mmap_count;      /* mmap calls made */
+  size_t munmap_count;    /* munmap calls made */
+  size_t purge_count;     /* purge (MADV_DONTNEED) calls made */
+  size_t purged;          /* bytes purged */
+  size_t heaps;           /* thread heaps created (heaps are reused after thread exit) */
+  size_t segments;        /* segments mapped right now */
+} km_stats;
+void km_stats_get(km_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "kmem.h"
+
+#endif /* KMALLOC_H */
