@@ -1,0 +1,106 @@
+// prodcons — producer/consumer: one thread allocates, another frees.
+//
+// Stresses: the cross-thread free path at full rate, with no local frees at all. The producer mallocs
+// blocks of random size, stamps them and passes them through a bounded single-producer single-consumer
+// ring; the consumer checks and frees them. Every free is remote, so an allocator that returns memory
+// to the owning thread must do it cheaply and in bulk, and one that keeps it on the freeing thread must
+// not let the producer's heap grow without bound. --pairs P runs P independent producer/consumer pairs
+// (2P threads).
+#include <thread>
+
+#include "common.hpp"
+
+namespace {
+
+// Lamport ring with cached indices: each side re-reads the other's index only when it looks
+// full/empty, so the ring costs little next to malloc/free.
+class Ring {
+ public:
+  explicit Ring(size_t cap) : mask_(cap - 1), buf_(new void*[cap]) {}
+  ~Ring() { delete[] buf_; }
+  void push(void* p) {
+    const size_t t = tail_.load(std::memory_order_relaxed);
+    for (int spins = 0; t - head_cache_ > mask_; ++spins) {
+      head_cache_ = head_.load(std::memory_order_acquire);
+      if (t - head_cache_ > mask_) wait(spins);
+    }
+    buf_[t & mask_] = p;
+    tail_.store(t + 1, std::memory_order_release);
+  }
+  void* pop() {
+    const size_t h = head_.load(std::memory_order_relaxed);
+    for (int spins = 0; h == tail_cache_; ++spins) {
+      tail_cache_ = tail_.load(std::memory_order_acquire);
+      if (h == tail_cache_) wait(spins);
+    }
+    void* p = buf_[h & mask_];
+    head_.store(h + 1, std::memory_order_release);
+    return p;
+  }
+
+ private:
+  // Spin briefly, then give the core away: on a loaded 2-core machine the other side may not be running.
+  static void wait(int spins) {
+    if (spins < 64) __builtin_ia32_pause();
+    else std::this_thread::yield();
+  }
+  const size_t mask_;
+  void** const buf_;
+  alignas(64) std::atomic<size_t> tail_{0};
+  size_t head_cache_ = 0;  // producer's view of head_
+  alignas(64) std::atomic<size_t> head_{0};
+  size_t tail_cache_ = 0;  // consumer's view of tail_
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  kmb::Args args(argc, argv, {"pairs", "threads", "items", "ring", "min", "max"});
+  // --threads T is accepted for the runner's uniformity and means T/2 pairs (at least one).
+  const long t_arg = args.num("threads", 2, 2);
+  const int pairs = static_cast<int>(args.num("pairs", t_arg >= 2 ? t_arg / 2 : 1, 1));
+  const long items = args.num("items", 4'000'000, 20'000, true);  // per pair
+  const long ring = args.num("ring", 1024, 64);
+  const size_t min_size = static_cast<size_t>(args.num("min", 16, 16));
+  const size_t max_size = static_cast<size_t>(args.num("max", 1024, 1024));
+  if (pairs < 1 || ring < 2 || (ring & (ring - 1)) || min_size < 16 || max_size < min_size ||
+      max_size >= (1u << 24))
+    return 64;
+
+  std::vector<Ring*> rings;
+  for (int i = 0; i < pairs; ++i) rings.push_back(new Ring(static_cast<size_t>(ring)));
+  std::vector<char> ok(static_cast<size_t>(pairs), 0);
+  kmb::StartLine start(2 * pairs + 1);
+  std::vector<std::thread> pool;
+  for (int i = 0; i < pairs; ++i) {
+    pool.emplace_back([&, i] {  // producer
+      kmb::Rng rng(0x9D0DC0ull + static_cast<uint64_t>(i));
+      start.arrive_and_wait();
+      for (long k = 0; k < items; ++k) {
+        const size_t n = rng.log_range(min_size, max_size);
+        void* p = std::malloc(n);
+        if (!p) std::abort();
+        kmb::stamp_self(p, n, rng.next());
+        rings[static_cast<size_t>(i)]->push(p);
+      }
+    });
+    pool.emplace_back([&, i] {  // consumer
+      bool good = true;
+      start.arrive_and_wait();
+      for (long k = 0; k < items; ++k) {
+        void* p = rings[static_cast<size_t>(i)]->pop();
+        good &= kmb::verify_self(p) != 0;
+        std::free(p);
+      }
+      ok[static_cast<size_t>(i)] = good;
+    });
+  }
+  start.arrive_and_wait();
+  const double t0 = kmb::now_s();
+  for (auto& th : pool) th.join();
+  const double secs = kmb::now_s() - t0;
+  bool all = true;
+  for (char c : ok) all &= c != 0;
+  for (Ring* r : rings) delete r;
+  return kmb::report("prodcons", 2 * pairs, 2.0 * static_cast<double>(items) * pairs, secs, all);
+}
