@@ -6,9 +6,10 @@
 // counts go to a shared file (probe_shared.h) that the sampler reads every few milliseconds.
 //
 // To know the requested size at free time without changing what the allocator sees, the probe keeps
-// a side table: one 32-bit cell per 8-byte granule of address space (every allocator returns at least
-// 8-byte aligned blocks), in 1 MiB leaves mapped lazily under a flat top-level array. A cell holds
-// size+1 (0 = not ours); sizes that do not fit go to a small overflow list. The table is private
+// a side table: one byte per 8-byte granule of address space (every allocator returns at least
+// 8-byte aligned blocks), in leaves covering 1 MiB each, mapped lazily under a flat top-level array.
+// A cell holds size+1 for small blocks; a large block keeps its size in the cells of its own next
+// granules (see "The size table"). It costs one byte per 8 bytes of heap at most. The table is private
 // memory, so fork() copies it with the heap. Its resident pages are counted exactly (a page is counted
 // the first time the probe writes into it; nothing is ever purged) and published as probe_bytes, which
 // the sampler subtracts from RSS.
@@ -116,12 +117,20 @@ ProcSlot g_private_slot;
 ProcSlot* g_slot = &g_private_slot;
 Header* g_header = nullptr;
 
-Stripe& stripe() {
+// The calling thread's stripe: its own (plain stores suffice) or, past kStripes-1 threads, the
+// shared stripe 0 (atomic adds).
+inline void bump(std::atomic<int64_t> Stripe::*field, int64_t delta) {
   if (KMP_UNLIKELY(t_stripe < 0)) {
-    static std::atomic<unsigned> next{0};
-    t_stripe = int(next.fetch_add(1, std::memory_order_relaxed) % kStripes);
+    static std::atomic<unsigned> next{1};
+    unsigned i = next.fetch_add(1, std::memory_order_relaxed);
+    t_stripe = i < kStripes ? int(i) : 0;
   }
-  return g_slot->stripes[t_stripe];
+  std::atomic<int64_t>& c = g_slot->stripes[t_stripe].*field;
+  if (KMP_LIKELY(t_stripe != 0)) {
+    c.store(c.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  } else {
+    c.fetch_add(delta, std::memory_order_relaxed);
+  }
 }
 
 // Claims a free slot (or the slot of a dead process) for `pid`, zeroed, with `live` as its start.
@@ -151,21 +160,23 @@ ProcSlot* claim_slot(int32_t pid, int64_t live, uint64_t probe_bytes) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The size table. Cell = size + 1; 0 means "not a block the probe handed out".
+// The size table: one byte per 8-byte granule. Cell 0 = not a block the probe handed out;
+// 1..254 = size + 1; 255 = a size >= 254, stored as 8 bytes in the cells of the block's own next 8
+// granules (a block that large spans them, and no other block can start there while it lives).
 constexpr unsigned kGranuleShift = 3;
 constexpr unsigned kLeafShift = 20;                              // 1 MiB of address space per leaf
 constexpr size_t kLeafCells = size_t(1) << (kLeafShift - kGranuleShift);
-constexpr size_t kLeafBytes = kLeafCells * sizeof(uint32_t);     // 512 KiB
 constexpr size_t kPage = 4096;
-constexpr size_t kLeafPages = kLeafBytes / kPage;                // 128
+constexpr size_t kLeafPages = kLeafCells / kPage;                // 32
 constexpr unsigned kAddressBits = 47;
 constexpr size_t kTopEntries = size_t(1) << (kAddressBits - kLeafShift);
 constexpr size_t kTopBytes = kTopEntries * sizeof(void*);        // 1 GiB of address space, sparse
-constexpr uint32_t kBig = 0xFFFFFFFFu;                           // size in the overflow list
+constexpr uint8_t kBig = 255;
+static_assert(kLeafPages <= 64, "one word of touched bits per leaf");
 
 struct Leaf {
-  std::atomic<uint32_t> cells[kLeafCells];
-  std::atomic<uint64_t> touched[kLeafPages / 64];  // pages of `cells` written at least once
+  uint8_t cells[kLeafCells];
+  std::atomic<uint64_t> touched;  // pages of `cells` written at least once
 };
 
 std::atomic<Leaf*>* g_top = nullptr;
@@ -194,25 +205,29 @@ Leaf* leaf_for(uintptr_t addr, bool create) {
   }
   size_t top_page = i * sizeof(void*) / kPage;
   uint64_t bit = uint64_t(1) << (top_page % 64);
-  uint64_t extra = kPage;  // the leaf's page of `touched` bits
+  uint64_t extra = kPage;  // the leaf's page holding `touched`
   if (!(g_top_touched[top_page / 64].fetch_or(bit, std::memory_order_relaxed) & bit)) extra += kPage;
   add_probe_bytes(extra);
   return fresh;
 }
 
-// Overflow list for sizes >= 4 GiB - 1 (rare): a few entries under a spin lock.
-struct BigEntry {
-  uintptr_t p;
-  size_t n;
-};
-BigEntry g_big[64];
-std::atomic_flag g_big_lock = ATOMIC_FLAG_INIT;
+inline size_t cell_index(uintptr_t a) { return (a & ((uintptr_t(1) << kLeafShift) - 1)) >> kGranuleShift; }
 
-void big_lock() {
-  while (g_big_lock.test_and_set(std::memory_order_acquire)) {
+// Counts the page of `leaf` holding cell c the first time it is written.
+inline void touch(Leaf* leaf, size_t c) {
+  uint64_t bit = uint64_t(1) << (c / kPage);
+  if (KMP_UNLIKELY(!(leaf->touched.load(std::memory_order_relaxed) & bit))) {
+    if (!(leaf->touched.fetch_or(bit, std::memory_order_relaxed) & bit)) add_probe_bytes(kPage);
   }
 }
-void big_unlock() { g_big_lock.clear(std::memory_order_release); }
+
+// Byte k (1..8) of a big block's size lives in the cell of granule a + 8k (maybe in the next leaf).
+uint8_t* size_cell(uintptr_t a, Leaf* leaf, unsigned k, bool create) {
+  size_t c = cell_index(a) + k;
+  if (KMP_LIKELY(c < kLeafCells)) return &leaf->cells[c];
+  Leaf* next = leaf_for(a + 8 * k, create);
+  return next ? &next->cells[c - kLeafCells] : nullptr;
+}
 
 // Remembers that `p` holds `n` requested bytes and counts them.
 void record(void* p, size_t n) {
@@ -223,33 +238,25 @@ void record(void* p, size_t n) {
     g_slot->untracked.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  size_t c = (a & ((uintptr_t(1) << kLeafShift) - 1)) >> kGranuleShift;
-  uint32_t v = n < kBig - 1 ? uint32_t(n + 1) : kBig;
-  if (v == kBig) {
-    big_lock();
-    bool stored = false;
-    for (auto& e : g_big) {
-      if (e.p == 0) {
-        e = {a, n};
-        stored = true;
-        break;
+  size_t c = cell_index(a);
+  touch(leaf, c);
+  if (KMP_LIKELY(n < kBig - 1)) {
+    leaf->cells[c] = uint8_t(n + 1);
+  } else {
+    for (unsigned k = 1; k <= 8; ++k) {
+      uint8_t* cell = size_cell(a, leaf, k, true);
+      if (!cell) {
+        g_slot->untracked.fetch_add(1, std::memory_order_relaxed);
+        return;
       }
+      Leaf* owner = c + k < kLeafCells ? leaf : leaf_for(a + 8 * k, false);
+      touch(owner, (c + k) % kLeafCells);
+      *cell = uint8_t(uint64_t(n) >> (8 * (k - 1)));
     }
-    big_unlock();
-    if (!stored) {
-      g_slot->untracked.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
+    leaf->cells[c] = kBig;
   }
-  size_t page = c * sizeof(uint32_t) / kPage;
-  uint64_t bit = uint64_t(1) << (page % 64);
-  if (KMP_UNLIKELY(!(leaf->touched[page / 64].load(std::memory_order_relaxed) & bit))) {
-    if (!(leaf->touched[page / 64].fetch_or(bit, std::memory_order_relaxed) & bit)) add_probe_bytes(kPage);
-  }
-  leaf->cells[c].store(v, std::memory_order_relaxed);
-  Stripe& s = stripe();
-  s.live.fetch_add(int64_t(n), std::memory_order_relaxed);
-  s.allocs.fetch_add(1, std::memory_order_relaxed);
+  bump(&Stripe::live, int64_t(n));
+  bump(&Stripe::allocs, 1);
 }
 
 // Forgets `p` and uncounts its bytes. Returns the requested size, or -1 if the probe never saw p.
@@ -257,29 +264,25 @@ void record(void* p, size_t n) {
 int64_t forget(void* p) {
   auto a = reinterpret_cast<uintptr_t>(p);
   Leaf* leaf = leaf_for(a, false);
-  uint32_t v = 0;
-  size_t c = (a & ((uintptr_t(1) << kLeafShift) - 1)) >> kGranuleShift;
-  if (leaf && !(a & 7)) v = leaf->cells[c].load(std::memory_order_relaxed);
+  size_t c = cell_index(a);
+  uint8_t v = leaf && !(a & 7) ? leaf->cells[c] : 0;
   if (v == 0) {
     g_slot->foreign_frees.fetch_add(1, std::memory_order_relaxed);
     return -1;
   }
-  leaf->cells[c].store(0, std::memory_order_relaxed);
+  leaf->cells[c] = 0;
   int64_t n = int64_t(v) - 1;
   if (v == kBig) {
-    big_lock();
-    for (auto& e : g_big) {
-      if (e.p == a) {
-        n = int64_t(e.n);
-        e = {0, 0};
-        break;
-      }
+    uint64_t size = 0;
+    for (unsigned k = 1; k <= 8; ++k) {
+      uint8_t* cell = size_cell(a, leaf, k, false);
+      size |= uint64_t(*cell) << (8 * (k - 1));
+      *cell = 0;
     }
-    big_unlock();
+    n = int64_t(size);
   }
-  Stripe& s = stripe();
-  s.live.fetch_sub(n, std::memory_order_relaxed);
-  s.frees.fetch_add(1, std::memory_order_relaxed);
+  bump(&Stripe::live, -n);
+  bump(&Stripe::frees, 1);
   return n;
 }
 
@@ -294,6 +297,7 @@ void after_fork_in_child() {
   if (g_slot == &g_private_slot) return;
   int64_t live = 0;
   for (auto& s : g_slot->stripes) live += s.live.load(std::memory_order_relaxed);
+  // The child's thread keeps its stripe index; the new slot starts with the whole sum in stripe 0.
   ProcSlot* mine = claim_slot(int32_t(getpid()), live, g_slot->probe_bytes.load());
   if (mine) {
     g_slot = mine;

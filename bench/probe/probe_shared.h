@@ -7,9 +7,10 @@
 // and offsets: change both together (tests/ab checks that they agree with a real run).
 //
 // Invariants: a slot's pid is 0 (free), -1 (being reset) or the pid of the process that owns it;
-// only the owner writes its counters. live bytes are split over kStripes cache lines, one per thread
-// group, so threads do not fight over one line: a stripe may go negative (allocated in one thread,
-// freed in another); the sum over stripes is exact once no call is in flight.
+// only the owner writes its counters. live bytes are split over kStripes cache lines: stripe i > 0
+// belongs to one thread (plain loads and stores, no locked instruction on the hot path), stripe 0 is
+// shared by the threads beyond the 63rd (atomic adds). A stripe may go negative (allocated in one
+// thread, freed in another); the sum over stripes is exact once no call is in flight.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -19,7 +20,7 @@ namespace km::probe {
 constexpr uint64_t kMagic = 0x31424f5250424b4dull;  // "MKBPROB1" little-endian
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxProcs = 256;  // processes of one run that can be counted at once
-constexpr uint32_t kStripes = 32;    // per-process counter stripes (threads are spread over them)
+constexpr uint32_t kStripes = 64;    // per-process counter stripes: 0 is shared, 1.. owned by one thread
 
 struct alignas(64) Stripe {
   std::atomic<int64_t> live;    // requested bytes allocated minus freed through this stripe

@@ -1,0 +1,1 @@
+"""scripts/ab: A/B memory and fragmentation comparison of allocators (see docs/ab.md)."""
