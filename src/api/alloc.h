@@ -1,0 +1,65 @@
+// alloc.h — the allocation entry points with POSIX/glibc semantics, shared by the km_* C API and the
+// malloc/new override. Each returns nullptr on failure WITHOUT setting errno; the caller applies its
+// failure policy (errno = ENOMEM for C, new_handler + std::bad_alloc for C++) — so one fast path
+// serves both with no runtime branch on the policy.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "core/heap.h"
+#include "core/large.h"
+#include "core/secure.h"
+#include "platform/os.h"
+
+namespace km {
+
+constexpr size_t kMaxRequest = size_t(PTRDIFF_MAX);
+
+// malloc: a lane pop, or the slow path (new page, large block).
+KM_INLINE void* alloc(size_t size) {
+  if (KM_LIKELY(size <= kLargestLane)) return lane_alloc(size, lane_of(size));
+  if (size > kMaxRequest) return nullptr;
+  return large_alloc(size, 0, false);
+}
+
+// calloc: overflow-checked, zeroed (fresh cells and fresh mappings are not written again).
+inline void* alloc_zero(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total) || total > kMaxRequest) return nullptr;
+  if (total > kLargestLane) return large_alloc(total, 0, true);
+  unsigned lane = lane_of(total);
+  Page* page = tl_heap->lane_page[lane];
+  Block* b = page->free;
+  if (KM_LIKELY(b != nullptr)) {
+    page->free = b->next;
+    b->tag = 0;
+    page->used++;
+    if (page->free_is_fresh) b->next = nullptr;
+    else std::memset(b, 0, page->cell_size);
+    return b;
+  }
+  return heap_alloc_slow(total, lane, true);
+}
+
+// Aligned allocation; `align` must be a power of two (callers validate their own rules first).
+// Up to a page, a lane whose cell size is a multiple of `align` gives the alignment for free.
+inline void* alloc_aligned(size_t align, size_t size) {
+  if (align <= kMinAlign) return alloc(size);
+  if (size > kMaxRequest || align > kMaxRequest) return nullptr;
+  if (align <= os::kPageSize && size <= kLargestLane) {
+    if (unsigned lane = lane_of_aligned(size ? size : 1, align)) return lane_alloc(size, lane);
+  }
+  return large_alloc(size ? size : 1, align, false);
+}
+
+KM_INLINE void release(void* p) { cell_free(p); }
+
+// malloc_usable_size: constant for a block's whole life. `call` names the caller in messages.
+size_t usable_size(const void* p, const char* call);
+// realloc (p != nullptr, size > 0): in place when it fits; nullptr on failure with p intact.
+void* resize(void* p, size_t size);
+bool owns(const void* p);
+int trim();
+
+}  // namespace km

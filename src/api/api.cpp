@@ -1,0 +1,151 @@
+// api.cpp — the km_* C API (kmalloc.h) and the non-inline parts of alloc.h.
+#include <cerrno>
+
+#include "api/alloc.h"
+#include "core/diag.h"
+#include "core/purge.h"
+#include "core/runtime.h"
+#include "core/stats.h"
+#include "kmalloc.h"
+
+namespace km {
+
+size_t usable_size(const void* p, const char* call) {
+  if (!p) return 0;
+  Segment* s = segment_of(p);
+  if (is_segment(s)) {
+    size_t n = cell_usable_size(p);
+    if (!n) fatal_pointer(call, "invalid pointer", p);
+    return n;
+  }
+  size_t n = large_usable_size(p);
+  if (!n) fatal_pointer(call, "invalid pointer", p);
+  return n;
+}
+
+void* resize(void* p, size_t size) {
+  if (size > kMaxRequest) return nullptr;
+  Segment* s = segment_of(p);
+  size_t old;
+  if (is_segment(s)) {
+    old = cell_usable_size(p);
+    if (!old) fatal_pointer("realloc", "invalid pointer", p);
+    // In place when it fits and would not waste more than half (secure cells keep an exact size).
+    if (size <= old && (size > old / 2 || old <= 64) && !secure_enabled()) return p;
+  } else {
+    old = large_usable_size(p);
+    if (!old) fatal_pointer("realloc", "invalid pointer", p);
+    if (size > kLargestLane) return large_realloc(p, size);
+  }
+  void* q = alloc(size);
+  if (!q) return nullptr;
+  std::memcpy(q, p, size < old ? size : old);
+  release(p);
+  return q;
+}
+
+bool owns(const void* p) {
+  if (!p) return false;
+  if (is_segment(segment_of(p))) return cell_is_live(p);
+  return large_usable_size(p) != 0;
+}
+
+int trim() {
+  runtime_init();
+  Heap* h = tl_heap;
+  size_t before = os::counters().purged_bytes + os::counters().munmap_count;
+  if (h != &g_empty_heap && h != &g_dead_heap) heap_collect(h, false);
+  heaps_drain_abandoned();
+  purge_expired(INT64_MAX);
+  return os::counters().purged_bytes + os::counters().munmap_count != before;
+}
+
+}  // namespace km
+
+// ---------------------------------------------------------------------------- the C API
+
+using km::fatal_pointer;
+
+namespace {
+inline void* enomem() {
+  errno = ENOMEM;
+  return nullptr;
+}
+inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+}  // namespace
+
+extern "C" {
+
+KM_EXPORT void* km_malloc(size_t size) {
+  void* p = km::alloc(size);
+  return KM_LIKELY(p) ? p : enomem();
+}
+
+KM_EXPORT void* km_calloc(size_t count, size_t size) {
+  void* p = km::alloc_zero(count, size);
+  return KM_LIKELY(p) ? p : enomem();
+}
+
+KM_EXPORT void km_free(void* p) { km::release(p); }
+
+KM_EXPORT void* km_realloc(void* p, size_t size) {
+  if (!p) return km_malloc(size);
+  if (size == 0) {   // glibc: realloc(p, 0) frees and returns NULL
+    km::release(p);
+    return nullptr;
+  }
+  void* q = km::resize(p, size);
+  return q ? q : enomem();
+}
+
+KM_EXPORT void* km_reallocarray(void* p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) return enomem();
+  return km_realloc(p, total);
+}
+
+KM_EXPORT int km_posix_memalign(void** out, size_t align, size_t size) {
+  if (align < sizeof(void*) || !is_pow2(align)) return EINVAL;   // *out is left alone
+  void* p = km::alloc_aligned(align, size);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+KM_EXPORT void* km_aligned_alloc(size_t align, size_t size) {
+  if (!is_pow2(align)) {   // glibc 2.38: alignment must be a power of two
+    errno = EINVAL;
+    return nullptr;
+  }
+  void* p = km::alloc_aligned(align, size);
+  return p ? p : enomem();
+}
+
+KM_EXPORT void* km_memalign(size_t align, size_t size) {
+  if (align > km::kMaxRequest / 2 + 1) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (align < km::kMinAlign) align = km::kMinAlign;
+  if (!is_pow2(align)) align = size_t(1) << (64 - __builtin_clzll(align));   // round odd alignments up
+  void* p = km::alloc_aligned(align, size);
+  return p ? p : enomem();
+}
+
+KM_EXPORT void* km_valloc(size_t size) { return km_memalign(km::os::kPageSize, size); }
+
+KM_EXPORT void* km_pvalloc(size_t size) {
+  size_t rounded = (size + km::os::kPageSize - 1) & ~(km::os::kPageSize - 1);
+  if (rounded < size) return enomem();
+  return km_memalign(km::os::kPageSize, rounded ? rounded : km::os::kPageSize);
+}
+
+KM_EXPORT size_t km_usable_size(const void* p) { return km::usable_size(p, "malloc_usable_size"); }
+KM_EXPORT int km_owns(const void* p) { return km::owns(p); }
+KM_EXPORT int km_trim(size_t) { return km::trim(); }
+KM_EXPORT void km_stats_print(void) { km::stats_print(); }
+KM_EXPORT void km_stats_get(km_stats* out) {
+  if (out) km::stats_get(out);
+}
+
+}  // extern "C"

@@ -1,0 +1,423 @@
+// heap.cpp — thread heaps: set-up on first use, the allocation slow path, frees from other threads,
+// empty pages going back to their segment, thread exit (the heap goes to a pool) and fork.
+#include "core/heap.h"
+
+#include <cstring>
+#include <new>
+#include <pthread.h>
+
+#include "core/diag.h"
+#include "core/large.h"
+#include "core/meta.h"
+#include "core/options.h"
+#include "core/purge.h"
+#include "core/runtime.h"
+#include "core/secure.h"
+#include "core/stats.h"
+#include "platform/os.h"
+
+namespace km {
+
+// ============================================================================ state
+
+constinit Page g_empty_page{};
+// Threads start on g_empty_heap (nothing set up yet) and end on g_dead_heap (their heap went to the
+// pool); both own nothing, so every malloc misses into the slow path and every free is "remote".
+constinit Heap g_empty_heap(&g_empty_page);
+constinit Heap g_dead_heap(&g_empty_page);
+constinit thread_local Heap* tl_heap = &g_empty_heap;
+constinit thread_local int tl_tid = 0;
+
+std::atomic<Heap*> g_all_heaps{nullptr};
+namespace {
+std::atomic<size_t> g_heap_count{0};
+SpinLock g_pool_lock;          // guards the pool and every heap in it
+Heap* g_pool = nullptr;        // heaps whose thread has exited
+SpinLock g_orphan_lock;        // guards g_orphan
+Heap* g_orphan = nullptr;      // serves threads that allocate after their heap went to the pool
+pthread_key_t g_thread_key;
+std::atomic<bool> g_key_ready{false};
+}  // namespace
+
+int current_tid() {
+  if (KM_UNLIKELY(tl_tid == 0)) tl_tid = os::thread_id();
+  return tl_tid;
+}
+
+size_t heap_count() { return g_heap_count.load(std::memory_order_relaxed); }
+
+// ============================================================================ lane lists
+
+namespace {
+
+void list_push_front(Heap* h, Page* page) {
+  Page* head = h->lane_page[page->lane];
+  page->prev = nullptr;
+  page->next = head == &g_empty_page ? nullptr : head;
+  if (page->next) page->next->prev = page;
+  h->lane_page[page->lane] = page;
+}
+
+// Second place: a page that just got one cell back should not become the current page.
+void list_push_second(Heap* h, Page* page) {
+  Page* head = h->lane_page[page->lane];
+  if (head == &g_empty_page) return list_push_front(h, page);
+  page->prev = head;
+  page->next = head->next;
+  if (head->next) head->next->prev = page;
+  head->next = page;
+}
+
+void list_remove(Heap* h, Page* page) {
+  if (page->prev) page->prev->next = page->next;
+  else h->lane_page[page->lane] = page->next ? page->next : &g_empty_page;
+  if (page->next) page->next->prev = page->prev;
+  page->next = page->prev = nullptr;
+}
+
+// ============================================================================ pages
+
+uint64_t next_random(Heap* h) {   // xorshift64*: page keys need to be unguessable, not perfect
+  uint64_t x = h->rng;
+  x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+  h->rng = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
+  unsigned n = slots_for_lane(lane);
+  for (unsigned i = first; i < first + n; ++i) s->slot_page[i] = uint8_t(first);
+  Page* pg = &s->pages[first];
+  size_t cell = lane_size(lane);
+  *pg = Page{};
+  pg->start = reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift);
+  pg->cell_size = uint32_t(cell);
+  pg->recip = ((uint64_t(1) << 40) + cell - 1) / cell;
+  size_t bytes = size_t(n) << kSlotShift;
+  pg->capacity = uint32_t((secure_enabled() ? secure_page_bytes(bytes) : bytes) / cell);
+  pg->key = next_random(h) | 1;   // never 0: a zeroed cell must not look free
+  pg->lane = uint8_t(lane);
+  pg->slots = uint8_t(n);
+  pg->zero_init = zero;
+  if (secure_enabled()) {
+    pg->flags = kPageSecure;
+    secure_page_setup(pg, bytes);
+  }
+  stats_page_add(lane, long(pg->capacity) * long(cell));
+}
+
+Page* page_new(Heap* h, unsigned lane) {
+  unsigned n = slots_for_lane(lane);
+  bool zero = false;
+  for (Segment* s = h->segments; s; s = s->heap_next) {
+    if (s->free_slots == 0) continue;   // only this thread changes free_slots: no lock to peek
+    if (unsigned first = segment_take_slots(s, n, &zero)) {
+      page_init(h, s, first, lane, zero);
+      return &s->pages[first];
+    }
+  }
+  Segment* s = segment_create(h);
+  if (!s) return nullptr;
+  s->heap_next = h->segments;
+  h->segments = s;
+  unsigned first = segment_take_slots(s, n, &zero);
+  page_init(h, s, first, lane, zero);
+  return &s->pages[first];
+}
+
+// Thread a batch of never-used cells onto `free`, in address order.
+// Carving lazily keeps untouched cells out of the resident set.
+void page_carve(Page* pg) {
+  uint32_t n = pg->capacity - pg->carved;
+  uint32_t batch = uint32_t(16384 / pg->cell_size);
+  if (batch < 1) batch = 1;
+  if (n > batch) n = batch;
+  char* first = pg->start + size_t(pg->carved) * pg->cell_size;
+  Block* prev = nullptr;
+  for (uint32_t i = n; i-- > 0;) {   // back to front, so the list runs in address order
+    auto* b = reinterpret_cast<Block*>(first + size_t(i) * pg->cell_size);
+    b->next = prev;
+    b->tag = pg->key ^ reinterpret_cast<uintptr_t>(b);
+    prev = b;
+  }
+  pg->free = prev;
+  pg->carved += n;
+  pg->free_is_fresh = pg->zero_init;
+}
+
+// Make `free` non-empty if the page has any cell to give. false: the page is full.
+bool page_refill(Page* pg) {
+  if (pg->free) return true;
+  if (pg->local_free) {
+    pg->free = pg->local_free;
+    pg->local_free = nullptr;
+    pg->free_is_fresh = 0;
+    return true;
+  }
+  if (pg->carved < pg->capacity) {
+    page_carve(pg);
+    return true;
+  }
+  return false;
+}
+
+void* page_pop(Page* pg, bool zero) {
+  Block* b = pg->free;
+  pg->free = b->next;
+  b->tag = 0;
+  pg->used++;
+  if (zero) {
+    if (pg->free_is_fresh) b->next = nullptr;   // the rest of a fresh cell is still zero
+    else std::memset(b, 0, pg->cell_size);
+  }
+  return b;
+}
+
+void segment_release_if_spare(Heap* h, Segment* s, bool keep_one);
+
+// A page with no cell in use goes back to its segment's free slots.
+void page_retire(Heap* h, Page* pg) {
+  if (!(pg->flags & kPageFull)) list_remove(h, pg);
+  Segment* s = segment_of(pg->start);
+  unsigned first = unsigned((pg->start - reinterpret_cast<char*>(s)) >> kSlotShift);
+  unsigned n = pg->slots;
+  if (pg->flags & kPageSecure) secure_page_teardown(pg, size_t(n) << kSlotShift);
+  stats_page_add(pg->lane, -long(pg->capacity) * long(pg->cell_size));
+  *pg = Page{};
+  segment_give_slots(s, first, n);
+  if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, true);
+}
+
+// An empty segment is unmapped, but a heap keeps one spare so that a loop allocating and freeing a
+// page's worth does not map and unmap every time (unless keep_one is false: trim, thread exit).
+void segment_release_if_spare(Heap* h, Segment* s, bool keep_one) {
+  if (keep_one) {
+    bool other_empty = false;
+    for (Segment* o = h->segments; o; o = o->heap_next)
+      if (o != s && o->free_slots == kAllSlotsFree) other_empty = true;
+    if (!other_empty) return;
+  }
+  Segment** link = &h->segments;
+  while (*link != s) link = &(*link)->heap_next;
+  *link = s->heap_next;
+  segment_destroy(s);
+}
+
+// A page whose last cell came back: retire it, unless it is the only page of its lane (a loop that
+// allocates and frees one object must not retire and set up a page every time).
+void page_emptied(Heap* h, Page* pg) {
+  bool only = !(pg->flags & kPageFull) && h->lane_page[pg->lane] == pg && pg->next == nullptr;
+  if (!only) page_retire(h, pg);
+}
+
+// Owner-side free of a cell that passed the checks (tag already written by the caller or not).
+void owner_push(Heap* h, Page* pg, Block* b) {
+  if (pg->flags & kPageSecure) secure_push(pg, b);
+  else {
+    b->next = pg->local_free;
+    b->tag = pg->key ^ reinterpret_cast<uintptr_t>(b);
+    pg->local_free = b;
+  }
+  if (--pg->used == 0) return page_emptied(h, pg);
+  if (pg->flags & kPageFull) {   // it has a free cell again: back on its lane list
+    pg->flags &= uint8_t(~kPageFull);
+    list_push_second(h, pg);
+  }
+}
+
+// Take every cell other threads freed to this heap and push each onto its page.
+void collect_remote(Heap* h) {
+  Block* b = h->remote.exchange(nullptr, std::memory_order_acquire);
+  while (b) {
+    Block* next = b->next;
+    Segment* s = segment_of(b);
+    owner_push(h, page_of(s, b), b);
+    b = next;
+  }
+}
+
+// A cell of `lane` (for a request of `size` bytes) from heap h: current page, next pages, new page.
+void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
+  if (h->remote.load(std::memory_order_relaxed)) collect_remote(h);
+  for (Page* pg = h->lane_page[lane];; pg = h->lane_page[lane]) {
+    if (pg == &g_empty_page) {
+      pg = page_new(h, lane);
+      if (!pg) return nullptr;
+      list_push_front(h, pg);
+    }
+    if (pg->flags & kPageSecure) {
+      if (secure_has_cell(pg)) return secure_pop(pg, zero, size);
+    } else if (page_refill(pg)) {
+      return page_pop(pg, zero);
+    }
+    list_remove(h, pg);   // exhausted: off the list until a cell comes back
+    pg->flags |= kPageFull;
+  }
+}
+
+Heap* heap_new() {
+  void* mem = meta_alloc(sizeof(Heap));
+  if (!mem) return nullptr;
+  Heap* h = new (mem) Heap(&g_empty_page);
+  h->rng = os::random_u64() | 1;
+  Heap* head = g_all_heaps.load(std::memory_order_relaxed);
+  do h->all_next = head;
+  while (!g_all_heaps.compare_exchange_weak(head, h, std::memory_order_release,
+                                            std::memory_order_relaxed));
+  g_heap_count.fetch_add(1, std::memory_order_relaxed);
+  return h;
+}
+
+void thread_exit(void* arg);
+
+// The calling thread's first slow path: adopt a heap from the pool, or make one.
+Heap* heap_acquire() {
+  runtime_init();
+  Heap* h;
+  {
+    LockGuard g(g_pool_lock);
+    h = g_pool;
+    if (h) {
+      g_pool = h->pool_next;
+      h->pool_next = nullptr;
+      h->abandoned.store(false, std::memory_order_relaxed);
+    }
+  }
+  if (!h) h = heap_new();
+  if (!h) return nullptr;
+  h->tid = current_tid();
+  tl_heap = h;
+  if (!g_key_ready.load(std::memory_order_acquire)) {
+    static SpinLock key_lock;
+    LockGuard g(key_lock);
+    if (!g_key_ready.load(std::memory_order_relaxed)) {
+      pthread_key_create(&g_thread_key, thread_exit);
+      g_key_ready.store(true, std::memory_order_release);
+    }
+  }
+  pthread_setspecific(g_thread_key, h);
+  return h;
+}
+
+// Key destructor: the thread is exiting. Give back what can be given, and pool the heap.
+void thread_exit(void* arg) {
+  auto* h = static_cast<Heap*>(arg);
+  heap_collect(h, true);
+  tl_heap = &g_dead_heap;
+  LockGuard g(g_pool_lock);
+  h->abandoned.store(true, std::memory_order_release);
+  h->pool_next = g_pool;
+  g_pool = h;
+}
+
+}  // namespace
+
+// ============================================================================ slow paths
+
+void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
+  if (KM_UNLIKELY(secure_enabled())) {
+    lane = secure_lane(size, lane);
+    if (lane == 0) return large_alloc(size, 0, zero);
+  }
+  Heap* h = tl_heap;
+  if (KM_UNLIKELY(h == &g_empty_heap)) {
+    h = heap_acquire();
+    if (!h) return nullptr;
+  }
+  if (KM_UNLIKELY(h == &g_dead_heap)) {   // allocating after thread exit (late destructors)
+    LockGuard g(g_orphan_lock);
+    if (!g_orphan) g_orphan = heap_new();
+    return g_orphan ? alloc_from(g_orphan, size, lane, zero) : nullptr;
+  }
+  void* p = alloc_from(h, size, lane, zero);
+  stats_peak_update();
+  return p;
+}
+
+void page_free_slow(Heap* h, Page* page) { page_emptied(h, page); }
+
+void free_slow(void* p, Segment* s, Page* page) {
+  auto* b = static_cast<Block*>(p);
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
+  if (page->cell_size == 0) fatal_pointer("free", "invalid pointer", p);
+  uint64_t idx = (off * page->recip) >> 40;
+  if (idx * page->cell_size != off || idx >= page->carved)
+    fatal_pointer("free", "invalid pointer (not the start of a block)", p);
+  if (page->flags & kPageSecure) secure_check_free(page, b);   // canary, before the tag is written
+  if (b->tag == (page->key ^ reinterpret_cast<uintptr_t>(p))) fatal_pointer("free", "double free", p);
+  Heap* owner = s->heap;
+  if (owner == tl_heap) return owner_push(owner, page, b);
+  // Another thread's cell: tag it free now (so a second free is caught), then hand it over.
+  if (page->flags & kPageSecure) secure_scrub(page, b);
+  b->tag = page->key ^ reinterpret_cast<uintptr_t>(p);
+  Block* head = owner->remote.load(std::memory_order_relaxed);
+  do b->next = head;
+  while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
+                                              std::memory_order_relaxed));
+}
+
+void free_not_segment(void* p, const char* call) {
+  if (p == nullptr) return;
+  if (large_free(p)) return;
+  fatal_pointer(call, "invalid pointer", p);
+}
+
+void heap_collect(Heap* h, bool retire_current) {
+  collect_remote(h);
+  for (unsigned lane = 1; lane < kLaneCount; ++lane) {
+    Page* pg = h->lane_page[lane];
+    while (pg != &g_empty_page && pg != nullptr) {
+      Page* next = pg->next;
+      if (pg->used == 0 && (retire_current || next != nullptr || pg->prev != nullptr))
+        page_retire(h, pg);
+      pg = next;
+    }
+  }
+  for (Segment* s = h->segments; s;) {
+    Segment* next = s->heap_next;
+    if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, !retire_current);
+    s = next;
+  }
+}
+
+void heaps_drain_abandoned() {
+  LockGuard g(g_pool_lock);
+  for (Heap* h = g_pool; h; h = h->pool_next)
+    if (h->remote.load(std::memory_order_relaxed)) heap_collect(h, true);
+}
+
+// ============================================================================ fork
+
+namespace {
+bool g_fork_took_pool, g_fork_took_orphan;
+}
+
+void heaps_fork_prepare() {
+  g_fork_took_pool = g_pool_lock.lock_for_fork();
+  g_fork_took_orphan = g_orphan_lock.lock_for_fork();
+}
+
+void heaps_fork_parent() {
+  if (g_fork_took_orphan) g_orphan_lock.unlock();
+  if (g_fork_took_pool) g_pool_lock.unlock();
+}
+
+void heaps_fork_child() {
+  g_orphan_lock.reset_in_child();
+  g_pool_lock.reset_in_child();
+  tl_tid = 0;   // the child is a new kernel thread
+  // Heaps of threads that do not exist in the child keep their memory (the child usually execs);
+  // cells they own that the child frees go to their remote queues, harmlessly.
+  Heap* h = tl_heap;
+  if (h != &g_empty_heap && h != &g_dead_heap) h->tid = current_tid();
+}
+
+}  // namespace km
+
+namespace km {
+size_t cell_usable_size(const void* p) {
+  if (!cell_is_live(p)) return 0;
+  Page* pg = page_of(segment_of(p), p);
+  return (pg->flags & kPageSecure) ? secure_usable_size(pg, p) : pg->cell_size;
+}
+}  // namespace km

@@ -1,0 +1,105 @@
+// heap.h — the per-thread heap: one lane list per size class, and the fast paths.
+//
+// Each thread allocates from its own Heap without locks. A thread's tl_heap starts out pointing at
+// g_empty_heap, whose lanes all point at an empty page, so the first malloc simply misses into the slow
+// path, which sets the thread up. When a thread exits its heap goes to a pool with everything it still
+// owns, and the next new thread adopts it whole: threads that come and go leave no growth behind.
+//
+// Invariants: lane_page[l] is the first page of lanes[l]'s list, or &g_empty_page when the list is
+// empty. Every page on a lane list has kPageFull clear. Only the owner thread touches anything but `remote`,
+// which other threads push freed cells onto (a lock-free stack) and the owner takes whole.
+#pragma once
+#include <atomic>
+
+#include "core/config.h"
+#include "core/segment.h"
+#include "core/size_class.h"
+
+namespace km {
+
+struct Heap {
+  Page* lane_page[kLaneCount] = {};   // owner: current page of each lane (hot: the malloc fast path)
+  std::atomic<Block*> remote{nullptr};  // cells freed by other threads, collected on the slow path
+  Segment* segments = nullptr;        // owner: the segments this heap owns
+  Heap* all_next = nullptr;           // global list of heaps (never shrinks; heaps are reused)
+  Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
+  std::atomic<bool> abandoned{false}; // its thread has exited; it sits in the pool
+  uint64_t rng = 0;                   // owner: page keys
+  int tid = 0;                        // kernel id of the owning thread
+
+  // A heap whose lanes all point at `empty` (an empty page): the state before set-up.
+  constexpr explicit Heap(Page* empty) {
+    for (auto& p : lane_page) p = empty;
+  }
+};
+
+extern Page g_empty_page;
+extern Heap g_empty_heap;
+extern Heap g_dead_heap;
+extern thread_local Heap* tl_heap;
+
+// ---- slow paths (heap.cpp); each may return nullptr (the caller sets errno / throws)
+// `size` is the request (<= lane_size(lane)); zero: the cell must read as zeros.
+KM_NOINLINE void* heap_alloc_slow(size_t size, unsigned lane, bool zero);
+// A cell that failed the fast free checks (invalid, interior, double) or belongs to another heap.
+KM_NOINLINE void free_slow(void* p, Segment* s, Page* page);
+// Free of a pointer outside every segment: NULL, a large block, or not ours (fatal).
+KM_NOINLINE void free_not_segment(void* p, const char* call);
+// A local free emptied the page.
+KM_NOINLINE void page_free_slow(Heap* h, Page* page);
+// Retire the calling thread's empty pages, collect its remote frees (malloc_trim, thread exit).
+void heap_collect(Heap* h, bool retire_current);
+// Number of heaps created so far.
+size_t heap_count();
+// Run f(heap) for every heap ever created (stats).
+template <class F> void for_each_heap(F f);
+extern std::atomic<Heap*> g_all_heaps;
+template <class F> void for_each_heap(F f) {
+  for (Heap* h = g_all_heaps.load(std::memory_order_acquire); h; h = h->all_next) f(h);
+}
+// fork support (runtime.cpp drives these)
+void heaps_fork_prepare();
+void heaps_fork_parent();
+void heaps_fork_child();
+// Collect remote frees of heaps whose thread has exited (the purger calls this).
+void heaps_drain_abandoned();
+
+// ---- fast paths ----------------------------------------------------------------------------
+
+// Pop a cell of `lane` from the calling thread's heap, or miss into the slow path.
+KM_INLINE void* lane_alloc(size_t size, unsigned lane) {
+  Page* page = tl_heap->lane_page[lane];
+  Block* b = page->free;
+  if (KM_LIKELY(b != nullptr)) {
+    page->free = b->next;
+    b->tag = 0;
+    page->used++;
+    return b;
+  }
+  return heap_alloc_slow(size, lane, false);
+}
+
+// Free a pointer. Cells of the calling thread's own pages are pushed back right here; anything else
+// (NULL, large blocks, other threads' cells, invalid pointers) goes to a slow path.
+KM_INLINE void cell_free(void* p) {
+  Segment* s = segment_of(p);
+  if (KM_UNLIKELY(!is_segment(s))) return free_not_segment(p, "free");
+  Page* page = page_of(s, p);
+  auto* b = static_cast<Block*>(p);
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
+  uint64_t idx = (off * page->recip) >> 40;
+  uintptr_t tag = page->key ^ reinterpret_cast<uintptr_t>(p);
+  Heap* h = tl_heap;
+  if (KM_UNLIKELY(idx * page->cell_size != off || idx >= page->carved || b->tag == tag ||
+                  s->heap != h || page->flags != 0))
+    return free_slow(p, s, page);
+  b->next = page->local_free;
+  b->tag = tag;
+  page->local_free = b;
+  if (KM_UNLIKELY(--page->used == 0)) page_free_slow(h, page);
+}
+
+// Usable size of a live cell; 0 if p is not a live cell.
+size_t cell_usable_size(const void* p);
+
+}  // namespace km

@@ -1,0 +1,70 @@
+// options.cpp — the option table and its parser. Documented for users in README.md ("Options").
+#include "core/options.h"
+
+#include "core/diag.h"
+#include "platform/os.h"
+
+namespace km {
+
+namespace {
+constexpr OptionInfo kTable[int(Opt::count)] = {
+    {"KMALLOC_VERBOSE", 0, 0, 1, "print that kmalloc is active, and its options, at start-up"},
+    {"KMALLOC_STATS", 0, 0, 1, "print a statistics summary on stderr at exit"},
+    {"KMALLOC_PURGE_DELAY_MS", 10, -1, 3600000,
+     "give empty pages back to the OS after this many ms (0 = at once, -1 = never)"},
+    {"KMALLOC_PURGE_THREAD", 1, 0, 1,
+     "purge from a background thread when the program goes quiet (0 = only on allocator calls)"},
+    {"KMALLOC_LARGE_CACHE_MB", 64, 0, 65536,
+     "keep up to this many MiB of freed large blocks for reuse (for at most the purge delay)"},
+    {"KMALLOC_SECURE", KM_SECURE_DEFAULT, 0, 1,
+     "encoded free lists, guard pages, random cell order, zero-on-free, overflow canaries"},
+};
+
+bool parse_long(const char* s, long* out) {
+  bool neg = false;
+  if (*s == '-') neg = true, ++s;
+  if (*s < '0' || *s > '9') return false;
+  long v = 0;
+  while (*s >= '0' && *s <= '9') {
+    if (v > 100000000000L) return false;
+    v = v * 10 + (*s++ - '0');
+  }
+  if (*s) return false;
+  *out = neg ? -v : v;
+  return true;
+}
+}  // namespace
+
+long g_options[int(Opt::count)] = {
+    kTable[0].def, kTable[1].def, kTable[2].def, kTable[3].def, kTable[4].def, kTable[5].def};
+
+const OptionInfo& option_info(Opt o) { return kTable[int(o)]; }
+
+void options_init() {
+  for (int i = 0; i < int(Opt::count); ++i) {
+    const OptionInfo& info = kTable[i];
+    const char* s = os::getenv_raw(info.name);
+    if (!s || !*s) continue;
+    long v;
+    if (!parse_long(s, &v) || v < info.min || v > info.max) {
+      Msg m;
+      m.str("kmalloc: warning: ").str(info.name).str("=").str(s).str(" is not a number in [")
+          .snum(info.min).str(", ").snum(info.max).str("]; keeping ").snum(info.def).str("\n").emit();
+      continue;
+    }
+    g_options[i] = v;
+  }
+}
+
+void options_print() {
+  Msg m;
+  m.str("kmalloc: active (libkmalloc ").num(0).str(".").num(1)
+      .str(", ").num(kLanesPerDoubling).str(" lanes per doubling, largest lane ").bytes(kLargestLane)
+      .str(")\n").emit();
+  for (int i = 0; i < int(Opt::count); ++i) {
+    m.str("kmalloc:   ").str(kTable[i].name).str("=").snum(g_options[i]).pad(38).str(kTable[i].doc)
+        .str("\n").emit();
+  }
+}
+
+}  // namespace km

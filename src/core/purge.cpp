@@ -1,0 +1,141 @@
+// purge.cpp — the purge pass and the background purger thread.
+//
+// The purger thread is started the first time dirty memory waits for its delay. It sleeps on a futex
+// while nothing is dirty, wakes when something is scheduled, and purges what has waited long enough.
+// It holds no lock while sleeping; a pass takes the segments lock, then each segment's lock in turn.
+#include "core/purge.h"
+
+#include <atomic>
+#include <climits>
+#include <csignal>
+#include <ctime>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/heap.h"
+#include "core/large.h"
+#include "core/options.h"
+#include "core/segment.h"
+#include "platform/os.h"
+
+namespace km {
+namespace {
+std::atomic<uint32_t> g_work{0};        // futex word: bumped whenever something is scheduled
+std::atomic<bool> g_sleeping{false};    // the purger waits on g_work
+std::atomic<int> g_thread_state{0};     // 0 none, 1 running, -1 could not start (purge inline)
+std::atomic<int64_t> g_last_pass{0};
+SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
+bool g_fork_took = false;
+
+void futex_wait(std::atomic<uint32_t>* w, uint32_t seen, const timespec* timeout) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAIT_PRIVATE, seen, timeout, nullptr, 0);
+}
+void futex_wake(std::atomic<uint32_t>* w) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+// Is any free slot still dirty anywhere?
+bool anything_dirty() {
+  LockGuard g(g_segments_lock);
+  for (Segment* s = g_segments; s; s = s->next)
+    if (__atomic_load_n(&s->dirty_slots, __ATOMIC_RELAXED)) return true;
+  return false;
+}
+
+void* purger_main(void*) {
+  for (;;) {
+    uint32_t seen = g_work.load(std::memory_order_acquire);
+    long delay = option(Opt::purge_delay_ms);
+    purge_expired(os::now_ms() - delay);
+    heaps_drain_abandoned();
+    bool pending = anything_dirty() || large_cached_bytes() > 0;
+    timespec ts{};
+    if (pending) {
+      long wait_ms = delay / 2 + 1;
+      ts.tv_sec = wait_ms / 1000;
+      ts.tv_nsec = (wait_ms % 1000) * 1000000L;
+    }
+    g_sleeping.store(true, std::memory_order_seq_cst);
+    if (g_work.load(std::memory_order_seq_cst) == seen)
+      futex_wait(&g_work, seen, pending ? &ts : nullptr);
+    g_sleeping.store(false, std::memory_order_relaxed);
+  }
+  return nullptr;
+}
+
+void start_thread() {
+  int expected = 0;
+  if (!g_thread_state.compare_exchange_strong(expected, 1)) return;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);   // the purger must never take the program's signals
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, purger_main, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    g_thread_state.store(-1);
+    return;
+  }
+  pthread_setname_np(t, "kmalloc-purge");
+}
+}  // namespace
+
+namespace {
+size_t purge_pass(int64_t cutoff_ms) {
+  size_t purged = 0;
+  {
+    LockGuard g(g_segments_lock);
+    for (Segment* s = g_segments; s; s = s->next)
+      if (__atomic_load_n(&s->dirty_slots, __ATOMIC_RELAXED)) purged += segment_purge(s, cutoff_ms);
+  }
+  purged += large_purge_expired(cutoff_ms);
+  g_last_pass.store(os::now_ms(), std::memory_order_relaxed);
+  return purged;
+}
+}  // namespace
+
+size_t purge_expired(int64_t cutoff_ms) {
+  LockGuard pass(g_pass_lock);
+  return purge_pass(cutoff_ms);
+}
+
+void purge_schedule() {
+  long delay = option(Opt::purge_delay_ms);
+  if (delay < 0) return;   // never
+  g_work.fetch_add(1, std::memory_order_seq_cst);
+  int state = g_thread_state.load(std::memory_order_relaxed);
+  if (state == 0 && option(Opt::purge_thread)) {
+    start_thread();
+    state = g_thread_state.load(std::memory_order_relaxed);
+  }
+  if (state == 1) {
+    if (g_sleeping.load(std::memory_order_seq_cst)) futex_wake(&g_work);
+    return;
+  }
+  // No thread: purge on allocator calls, at most once per delay. Only try the pass lock: the caller
+  // may hold a lock that comes after it in the fork order.
+  int64_t now = os::now_ms();
+  if (now - g_last_pass.load(std::memory_order_relaxed) >= delay && g_pass_lock.try_lock()) {
+    purge_pass(now - delay);
+    g_pass_lock.unlock();
+  }
+}
+
+void purge_fork_prepare() { g_fork_took = g_pass_lock.lock_for_fork(); }
+void purge_fork_parent() {
+  if (g_fork_took) g_pass_lock.unlock();
+}
+void purge_fork_child() {
+  g_pass_lock.reset_in_child();
+  g_sleeping.store(false);
+  if (g_thread_state.load() == 1) g_thread_state.store(0);   // the thread did not come along
+}
+
+}  // namespace km

@@ -1,0 +1,16 @@
+// purge.h — giving free memory back to the OS: after KMALLOC_PURGE_DELAY_MS, from a background thread
+// when the program goes quiet (or on allocator calls when there is no such thread), and at once on
+// malloc_trim(0).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace km {
+// Free slots or cached large blocks were just made dirty: make sure something purges them in time.
+void purge_schedule();
+// Purge everything freed at or before cutoff_ms (INT64_MAX: everything). Returns bytes released.
+size_t purge_expired(int64_t cutoff_ms);
+void purge_fork_prepare();
+void purge_fork_parent();
+void purge_fork_child();
+}  // namespace km

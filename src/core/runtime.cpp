@@ -1,0 +1,73 @@
+// runtime.cpp — start-up (options, banner), fork handlers (every lock in one order), exit summary.
+//
+// Lock order, everywhere: purge pass → heap pool → orphan heap → metadata → segments list → each
+// segment (list order) → large blocks. The fork prepare handler takes them in that order; the
+// parent releases them; the child resets them (only the forking thread exists there).
+#include "core/runtime.h"
+
+#include <atomic>
+#include <pthread.h>
+#include <sched.h>
+
+#include "core/heap.h"
+#include "core/large.h"
+#include "core/meta.h"
+#include "core/options.h"
+#include "core/purge.h"
+#include "core/secure.h"
+#include "core/stats.h"
+#include "platform/os.h"
+
+namespace km {
+namespace {
+std::atomic<int> g_init_state{0};   // 0 not started, 1 running, 2 done
+
+void fork_prepare() {
+  purge_fork_prepare();
+  heaps_fork_prepare();
+  meta_fork_prepare();
+  segments_fork_prepare();
+  large_fork_prepare();
+}
+void fork_parent() {
+  large_fork_parent();
+  segments_fork_parent();
+  meta_fork_parent();
+  heaps_fork_parent();
+  purge_fork_parent();
+}
+void fork_child() {
+  large_fork_child();
+  segments_fork_child();
+  meta_fork_child();
+  heaps_fork_child();
+  purge_fork_child();
+}
+}  // namespace
+
+void runtime_init() {
+  if (KM_LIKELY(g_init_state.load(std::memory_order_acquire) == 2)) return;
+  int expected = 0;
+  if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    options_init();
+    secure_init();
+    g_init_state.store(2, std::memory_order_release);
+    if (option(Opt::verbose)) options_print();
+    if (option(Opt::stats)) os::keep_stderr();
+    return;
+  }
+  while (g_init_state.load(std::memory_order_acquire) != 2) sched_yield();
+}
+
+// Runs when the library is loaded (LD_PRELOAD or -lkmalloc), after libc is up.
+__attribute__((constructor)) static void kmalloc_load() {
+  runtime_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+// Runs at exit (after the program's own destructors).
+__attribute__((destructor)) static void kmalloc_unload() {
+  if (option(Opt::stats)) stats_print();
+}
+
+}  // namespace km

@@ -1,0 +1,40 @@
+// secure.h — KMALLOC_SECURE=1: hardening that costs time, off by default (meson -Dsecure=true makes
+// it the build's default).
+//   * free lists encoded with the page's secret: a corrupted link is detected, never followed
+//   * cells of a fresh page handed out in random order
+//   * every cell zeroed when freed
+//   * the bytes after the requested size filled with a canary pattern, checked on free: a 1-byte
+//     overflow is reported; the requested size is kept in the cell's last word
+//   * a guard page at the end of every lane page and after every large block
+// In secure mode every page carries kPageSecure, so malloc and free always take the slow paths, which
+// call the functions below; the fast paths are not touched.
+#pragma once
+#include <cstddef>
+
+#include "core/segment.h"
+
+namespace km {
+
+extern bool g_secure;   // set once at start-up
+inline bool secure_enabled() { return g_secure; }
+void secure_init();
+
+constexpr size_t kSecureTail = 8;   // the word at the end of a secure cell: requested size ^ secret
+// The lane to use in secure mode for a request of `size` that would take `lane`: room for the tail
+// word, and the same power-of-two alignment as `lane`. 0: use a large block.
+unsigned secure_lane(size_t size, unsigned lane);
+// Bytes of a secure page's slots left for cells (the last OS page is the guard).
+size_t secure_page_bytes(size_t slot_bytes);
+void secure_page_setup(Page* pg, size_t slot_bytes);
+void secure_page_teardown(Page* pg, size_t slot_bytes);
+
+void secure_carve(Page* pg, char* first, uint32_t n);
+bool secure_has_cell(Page* pg);
+void* secure_pop(Page* pg, bool zero, size_t size);
+void secure_push(Page* pg, Block* b);
+void secure_scrub(Page* pg, Block* b);
+void secure_check_free(Page* pg, Block* b);   // canary and tail check; fatal on damage
+size_t secure_usable_size(const Page* pg, const void* p);
+void secure_zero(void* p, size_t n);          // a zeroing the compiler cannot remove
+
+}  // namespace km

@@ -1,0 +1,159 @@
+// segment.cpp — mapping segments, handing out runs of slots, purging the free ones.
+#include "core/segment.h"
+
+#include "core/heap.h"
+#include "core/options.h"
+#include "core/purge.h"
+#include "core/stats.h"
+#include "platform/os.h"
+
+namespace km {
+
+std::atomic<uint64_t> g_segment_map[kSegmentMapBits / 64];
+SpinLock g_segments_lock;
+Segment* g_segments = nullptr;
+std::atomic<size_t> g_segment_count{0};
+
+namespace {
+void map_set(Segment* s, bool on) {
+  uintptr_t i = reinterpret_cast<uintptr_t>(s) >> kSegmentShift;
+  uint64_t bit = uint64_t(1) << (i & 63);
+  if (on) g_segment_map[i >> 6].fetch_or(bit, std::memory_order_release);
+  else g_segment_map[i >> 6].fetch_and(~bit, std::memory_order_release);
+}
+
+// A mask of `n` consecutive slots starting at `first`.
+uint64_t run_mask(unsigned first, unsigned n) {
+  return (n >= 64 ? ~uint64_t(0) : ((uint64_t(1) << n) - 1)) << first;
+}
+}  // namespace
+
+Segment* segment_create(Heap* owner) {
+  auto* s = static_cast<Segment*>(os::map_aligned(kSegmentSize, kSegmentSize));
+  if (!s) return nullptr;
+  // Fresh mmap memory is zero: only the non-zero fields need writing.
+  s->heap = owner;
+  s->free_slots = kAllSlotsFree;
+  if (reinterpret_cast<uintptr_t>(s) >> kSegmentShift >= kSegmentMapBits) {
+    os::unmap(s, kSegmentSize);   // above the 47-bit space the map covers: never ours
+    return nullptr;
+  }
+  map_set(s, true);
+  {
+    LockGuard g(g_segments_lock);
+    s->next = g_segments;
+    if (g_segments) g_segments->prev = s;
+    g_segments = s;
+  }
+  g_segment_count.fetch_add(1, std::memory_order_relaxed);
+  stats_metadata_add(sizeof(Segment));
+  return s;
+}
+
+void segment_destroy(Segment* s) {
+  {
+    LockGuard g(g_segments_lock);
+    if (s->prev) s->prev->next = s->next;
+    else g_segments = s->next;
+    if (s->next) s->next->prev = s->prev;
+  }
+  map_set(s, false);
+  g_segment_count.fetch_sub(1, std::memory_order_relaxed);
+  stats_metadata_add(-long(sizeof(Segment)));
+  os::unmap(s, kSegmentSize);
+}
+
+unsigned segment_take_slots(Segment* s, unsigned n, bool* zero) {
+  LockGuard g(s->lock);
+  uint64_t run = s->free_slots;   // bit i survives if slots i..i+n-1 are all free
+  for (unsigned k = 1; k < n && run; ++k) run &= s->free_slots >> k;
+  if (!run) return 0;
+  // Prefer a run that reuses dirty memory (already resident) over touching clean memory.
+  uint64_t dirty_run = run;
+  for (unsigned k = 0; k < n && dirty_run; ++k) dirty_run &= s->dirty_slots >> k;
+  unsigned first = unsigned(__builtin_ctzll(dirty_run ? dirty_run : run));
+  uint64_t m = run_mask(first, n);
+  *zero = (s->dirty_slots & m) == 0;
+  s->free_slots &= ~m;
+  s->dirty_slots &= ~m;
+  return first;
+}
+
+void segment_give_slots(Segment* s, unsigned first, unsigned n) {
+  uint64_t m = run_mask(first, n);
+  char* base = reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift);
+  if (option(Opt::purge_delay_ms) == 0 && os::purge(base, size_t(n) << kSlotShift)) {
+    LockGuard g(s->lock);
+    s->free_slots |= m;
+    return;
+  }
+  int64_t now = os::now_ms();
+  {
+    LockGuard g(s->lock);
+    s->free_slots |= m;
+    s->dirty_slots |= m;
+    for (unsigned i = first; i < first + n; ++i) s->dirty_ms[i] = now;
+  }
+  purge_schedule();
+}
+
+size_t segment_purge(Segment* s, int64_t cutoff_ms) {
+  size_t purged = 0;
+  LockGuard g(s->lock);   // held across madvise: the owner cannot reuse a slot being purged
+  uint64_t todo = s->dirty_slots;
+  while (todo) {
+    unsigned first = unsigned(__builtin_ctzll(todo));
+    unsigned end = first;
+    while (end < kSlotsPerSegment && ((todo >> end) & 1) && s->dirty_ms[end] <= cutoff_ms) ++end;
+    if (end == first) {   // not yet expired
+      todo &= todo - 1;
+      continue;
+    }
+    uint64_t m = run_mask(first, end - first);
+    size_t len = size_t(end - first) << kSlotShift;
+    if (os::purge(reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift), len)) {
+      s->dirty_slots &= ~m;
+      purged += len;
+    }
+    todo &= ~m;
+  }
+  return purged;
+}
+
+bool cell_is_live(const void* p) {
+  Segment* s = segment_of(p);
+  if (!is_segment(s)) return false;
+  Page* page = page_of(s, p);
+  if (page->cell_size == 0) return false;
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
+  uint64_t idx = (off * page->recip) >> 40;
+  if (idx * page->cell_size != off || idx >= page->carved) return false;
+  auto* b = static_cast<const Block*>(p);
+  return b->tag != (page->key ^ reinterpret_cast<uintptr_t>(p));
+}
+
+}  // namespace km
+
+namespace km {
+namespace {
+bool g_fork_took_list = false;
+Segment* g_fork_skipped = nullptr;   // a segment lock the forking thread held already
+}
+void segments_fork_prepare() {
+  g_fork_took_list = g_segments_lock.lock_for_fork();
+  // A lock this thread already holds (fork from a signal handler) is skipped, not re-taken; a
+  // thread holds at most one segment lock at a time.
+  g_fork_skipped = nullptr;
+  for (Segment* s = g_segments; s; s = s->next)
+    if (!s->lock.lock_for_fork()) g_fork_skipped = s;
+}
+void segments_fork_parent() {
+  for (Segment* s = g_segments; s; s = s->next)
+    if (s != g_fork_skipped) s->lock.unlock();
+  if (g_fork_took_list) g_segments_lock.unlock();
+}
+void segments_fork_child() {
+  for (Segment* s = g_segments; s; s = s->next) s->lock.reset_in_child();
+  g_segments_lock.reset_in_child();
+}
+}  // namespace km

@@ -1,0 +1,119 @@
+// segment.h — segments, the lane pages inside them, and the segment map that tells ours from theirs.
+//
+// A Segment is a 4 MiB mapping aligned to 4 MiB, owned by one thread heap for its whole life. Slot 0
+// holds this header; slots 1..63 (64 KiB each) are free or belong to one lane page spanning 1..16
+// consecutive slots. Any cell address masked to 4 MiB gives its Segment, and slot_page[] gives its Page:
+// free() finds a cell's metadata with two loads and no search.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/config.h"
+#include "core/lock.h"
+
+namespace km {
+
+struct Heap;
+
+// A free cell: the link of its page's free list, and a tag that marks it as free. A cell handed out
+// has tag 0 (cleared by malloc); a free cell has tag == page key ^ its address, so freeing it again is
+// caught in O(1) (a double free), and user data cannot match by accident.
+struct Block {
+  Block* next;
+  uintptr_t tag;
+};
+
+// A lane page: cells of one size in one run of slots.
+// Invariants: used <= carved <= capacity; every carved cell is exactly one of: handed out (counted in
+// used), on `free`, on `local_free`, or on its heap's remote queue (then still counted in used).
+// Cells [carved, capacity) were never touched. Owner-thread fields are written only by the thread that
+// owns the heap; nothing here is written by other threads (remote frees go to Heap::remote).
+struct Page {
+  Block* free;            // owner: cells to hand out, popped by malloc
+  Block* local_free;      // owner: cells freed by the owner since the last refill
+  char* start;            // first cell (the page's first slot)
+  uint64_t key;           // free-tag secret of this page
+  uint64_t recip;         // ceil(2^40 / cell_size): cell index = (offset * recip) >> 40, no division
+  uint32_t cell_size;     // 0 for a free slot
+  uint32_t used;          // owner: cells handed out (including those freed remotely, not collected)
+  uint32_t carved;        // owner: cells carved from the page so far
+  uint32_t capacity;      // cells that fit
+  uint8_t lane;           // 0 for a free slot
+  uint8_t slots;          // slots spanned
+  uint8_t zero_init;      // the slots were fresh or purged when the page was set up
+  uint8_t free_is_fresh;  // `free` holds only never-used cells of a zero_init page (calloc skips memset)
+  uint8_t flags;          // kPageFull | kPageSecure: any bit set sends free() to the slow path
+  uint8_t pad_[3];
+  Page* next;             // owner: lane list
+  Page* prev;
+};
+constexpr uint8_t kPageFull = 1;     // off its lane list: it had no free cell at the last look
+constexpr uint8_t kPageSecure = 2;   // KMALLOC_SECURE: cells go through the checked slow paths only
+
+// Segment header, at the start of slot 0.
+// Invariants: `heap` never changes (heaps are reused whole after thread exit, never split).
+// free_slots/dirty_slots/dirty_ms are guarded by `lock` (the owner changes them when taking or giving
+// back a run of slots; the purger reads and clears dirty bits). slot_page/pages are owner-only.
+struct Segment {
+  Heap* heap;                      // owner heap
+  Segment* next;                   // global list of segments (guarded by g_segments_lock)
+  Segment* prev;
+  Segment* heap_next;              // owner: the heap's segments
+  SpinLock lock;
+  uint64_t free_slots;             // bit i: slot i is free
+  uint64_t dirty_slots;            // bit i: free slot i holds memory not yet purged
+  int64_t dirty_ms[kSlotsPerSegment];   // when each dirty slot was freed
+  uint8_t slot_page[kSlotsPerSegment];  // slot -> index of the first slot of its page
+  Page pages[kSlotsPerSegment];    // indexed by first slot
+};
+static_assert(sizeof(Segment) <= kSlotSize, "the header fits in slot 0");
+constexpr uint64_t kAllSlotsFree = ~uint64_t(0) << kFirstSlot;
+
+KM_INLINE Segment* segment_of(const void* p) {
+  return reinterpret_cast<Segment*>(reinterpret_cast<uintptr_t>(p) & ~(kSegmentSize - 1));
+}
+KM_INLINE Page* page_of(Segment* s, const void* p) {
+  unsigned slot = unsigned((reinterpret_cast<uintptr_t>(p) >> kSlotShift) & (kSlotsPerSegment - 1));
+  return &s->pages[s->slot_page[slot]];
+}
+
+// ---- the segment map: one bit per 4 MiB of the 47-bit user address space (4 MiB of .bss, touched
+// only where segments live). Set before a segment is used, cleared before it is unmapped.
+constexpr size_t kSegmentMapBits = size_t(1) << (47 - kSegmentShift);
+extern std::atomic<uint64_t> g_segment_map[kSegmentMapBits / 64];
+
+KM_INLINE bool is_segment(const Segment* s) {
+  uintptr_t i = reinterpret_cast<uintptr_t>(s) >> kSegmentShift;
+  if (KM_UNLIKELY(i >= kSegmentMapBits)) return false;
+  return (g_segment_map[i >> 6].load(std::memory_order_relaxed) >> (i & 63)) & 1;
+}
+
+// Is p a cell of one of our pages that is currently handed out? Never crashes on foreign pointers.
+bool cell_is_live(const void* p);
+
+// ---- segment life and slot runs (segment.cpp)
+Segment* segment_create(Heap* owner);          // nullptr when the OS refuses (errno untouched)
+void segment_destroy(Segment* s);              // unmap; the segment must have no page in use
+// Take `n` consecutive free slots of `s` for a page; returns the first slot or 0 when none.
+// *zero tells whether all of them were fresh or purged.
+unsigned segment_take_slots(Segment* s, unsigned n, bool* zero);
+// Give a page's slots back: they become free and dirty (purged now when the purge delay is 0).
+void segment_give_slots(Segment* s, unsigned first, unsigned n);
+// Purge the dirty free slots of `s` freed at or before `cutoff_ms` (all of them: INT64_MAX).
+// Returns the bytes purged. Takes s->lock.
+size_t segment_purge(Segment* s, int64_t cutoff_ms);
+
+// The global list of segments, for the purger, trim, stats and fork.
+extern SpinLock g_segments_lock;
+extern Segment* g_segments;
+extern std::atomic<size_t> g_segment_count;
+
+}  // namespace km
+
+namespace km {
+// fork: the segments lock, then every segment's lock, in list order.
+void segments_fork_prepare();
+void segments_fork_parent();
+void segments_fork_child();
+}  // namespace km

@@ -1,0 +1,101 @@
+// stats.cpp — counters and the exit summary. Printing uses Msg (diag.h): no stdio, no malloc.
+#include "core/stats.h"
+
+#include <atomic>
+
+#include "core/diag.h"
+#include "core/heap.h"
+#include "core/size_class.h"
+#include "platform/os.h"
+
+namespace km {
+namespace {
+std::atomic<long> g_metadata{0}, g_page_bytes{0}, g_large{0}, g_large_cached{0}, g_peak{0};
+std::atomic<long> g_lane_pages[kLaneCount], g_lane_pages_peak[kLaneCount];
+
+void raise_to(std::atomic<long>& peak, long v) {
+  long cur = peak.load(std::memory_order_relaxed);
+  while (v > cur && !peak.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+  }
+}
+
+// Exact bytes in cells handed out, per lane: walks every segment's pages under the segments lock.
+// Cells freed by another thread and not yet collected by their owner still count as in use.
+void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells) {
+  LockGuard g(g_segments_lock);
+  for (Segment* s = g_segments; s; s = s->next) {
+    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+      const Page& pg = s->pages[i];
+      if (pg.cell_size == 0 || s->slot_page[i] != i) continue;
+      per_lane_bytes[pg.lane] += size_t(pg.used) * pg.cell_size;
+      per_lane_cells[pg.lane] += pg.used;
+    }
+  }
+}
+}  // namespace
+
+void stats_metadata_add(long bytes) { g_metadata.fetch_add(bytes, std::memory_order_relaxed); }
+
+void stats_page_add(unsigned lane, long bytes) {
+  g_page_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  long pages = g_lane_pages[lane].fetch_add(bytes > 0 ? 1 : -1, std::memory_order_relaxed);
+  if (bytes > 0) raise_to(g_lane_pages_peak[lane], pages + 1);
+}
+
+void stats_large_add(long bytes) {
+  g_large.fetch_add(bytes, std::memory_order_relaxed);
+  if (bytes > 0) stats_peak_update();
+}
+void stats_large_cached_add(long bytes) { g_large_cached.fetch_add(bytes, std::memory_order_relaxed); }
+
+void stats_peak_update() {
+  raise_to(g_peak, g_page_bytes.load(std::memory_order_relaxed) + g_large.load(std::memory_order_relaxed));
+}
+
+void stats_get(km_stats* out) {
+  size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
+  cells_in_use(bytes, cells);
+  size_t in_use = 0;
+  for (unsigned l = 0; l < kLaneCount; ++l) in_use += bytes[l];
+  os::Counters c = os::counters();
+  out->large_in_use = size_t(g_large.load(std::memory_order_relaxed));
+  out->in_use = in_use + out->large_in_use;
+  out->peak_in_use = size_t(g_peak.load(std::memory_order_relaxed));
+  if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
+  out->mapped = c.mapped_bytes;
+  out->resident = os::resident_bytes();
+  out->metadata = size_t(g_metadata.load(std::memory_order_relaxed));
+  out->large_cached = size_t(g_large_cached.load(std::memory_order_relaxed));
+  out->mmap_count = c.mmap_count;
+  out->munmap_count = c.munmap_count;
+  out->purge_count = c.purge_count;
+  out->purged = c.purged_bytes;
+  out->heaps = heap_count();
+  out->segments = g_segment_count.load(std::memory_order_relaxed);
+}
+
+void stats_print() {
+  km_stats st;
+  stats_get(&st);
+  size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
+  cells_in_use(bytes, cells);
+  Msg m;
+  m.str("kmalloc: statistics\n").emit();
+  m.str("  in use        ").bytes(st.in_use).pad(30).str("peak ").bytes(st.peak_in_use).str("\n").emit();
+  m.str("  large blocks  ").bytes(st.large_in_use).pad(30).str("cached ").bytes(st.large_cached).str("\n").emit();
+  m.str("  mapped        ").bytes(st.mapped).pad(30).str("resident ").bytes(st.resident).str("\n").emit();
+  m.str("  metadata      ").bytes(st.metadata).pad(30).str("segments ").num(st.segments).str(", heaps ")
+      .num(st.heaps).str("\n").emit();
+  m.str("  os calls      mmap ").num(st.mmap_count).str(", munmap ").num(st.munmap_count).str(", purge ")
+      .num(st.purge_count).str(" (").bytes(st.purged).str(")\n").emit();
+  m.str("  lane        cells in use   bytes in use   pages   peak pages\n").emit();
+  for (unsigned l = 1; l < kLaneCount; ++l) {
+    long pages = g_lane_pages[l].load(std::memory_order_relaxed);
+    long peak = g_lane_pages_peak[l].load(std::memory_order_relaxed);
+    if (peak == 0) continue;
+    m.str("  ").num(lane_size(l)).pad(14).num(cells[l]).pad(29).bytes(bytes[l]).pad(44).snum(pages)
+        .pad(52).snum(peak).str("\n").emit();
+  }
+}
+
+}  // namespace km

@@ -1,0 +1,212 @@
+// os.cpp — the kernel primitives declared in os.h. Raw syscalls and fds only: no stdio, no malloc.
+#include "platform/os.h"
+
+#include <atomic>
+#include <cerrno>
+#include <ctime>
+#include <fcntl.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace km::os {
+namespace {
+
+std::atomic<size_t> c_mmap{0}, c_munmap{0}, c_purge{0}, c_purged{0}, c_remap{0}, c_mapped{0};
+std::atomic<long> g_fault[static_cast<int>(Fault::count)];
+
+// Preserves errno across a primitive: callers decide what errno the user sees.
+struct ErrnoGuard {
+  int saved = errno;
+  ~ErrnoGuard() { errno = saved; }
+};
+
+bool injected(Fault f) {
+  auto& slot = g_fault[static_cast<int>(f)];
+  long n = slot.load(std::memory_order_relaxed);
+  if (n <= 0) return false;
+  if (slot.fetch_sub(1, std::memory_order_relaxed) == 1) return true;
+  return false;
+}
+
+}  // namespace
+
+void inject_failure(Fault which, long nth) {
+  g_fault[static_cast<int>(which)].store(nth, std::memory_order_relaxed);
+}
+
+void* map(size_t size) {
+  ErrnoGuard g;
+  if (injected(Fault::map)) return nullptr;
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  c_mmap.fetch_add(1, std::memory_order_relaxed);
+  c_mapped.fetch_add(size, std::memory_order_relaxed);
+  return p;
+}
+
+void* map_aligned(size_t size, size_t align) {
+  if (align <= kPageSize) return map(size);
+  if (size + align < size) return nullptr;
+  // Over-map by `align`, then cut the unaligned head and the tail.
+  auto* raw = static_cast<char*>(map(size + align));
+  if (!raw) return nullptr;
+  uintptr_t a = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t(align) - 1);
+  auto* p = reinterpret_cast<char*>(a);
+  size_t head = size_t(p - raw), tail = align - head;
+  if (head) unmap(raw, head);
+  if (tail) unmap(p + size, tail);
+  return p;
+}
+
+bool unmap(void* p, size_t size) {
+  ErrnoGuard g;
+  if (::munmap(p, size) != 0) return false;
+  c_munmap.fetch_add(1, std::memory_order_relaxed);
+  c_mapped.fetch_sub(size, std::memory_order_relaxed);
+  return true;
+}
+
+bool purge(void* p, size_t size) {
+  ErrnoGuard g;
+  if (injected(Fault::purge)) return false;
+  if (::madvise(p, size, MADV_DONTNEED) != 0) return false;
+  c_purge.fetch_add(1, std::memory_order_relaxed);
+  c_purged.fetch_add(size, std::memory_order_relaxed);
+  return true;
+}
+
+void* remap(void* p, size_t old_size, size_t new_size) {
+  ErrnoGuard g;
+  if (injected(Fault::remap)) return nullptr;
+  void* q = ::mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  if (q == MAP_FAILED) return nullptr;
+  c_remap.fetch_add(1, std::memory_order_relaxed);
+  if (new_size >= old_size) c_mapped.fetch_add(new_size - old_size, std::memory_order_relaxed);
+  else c_mapped.fetch_sub(old_size - new_size, std::memory_order_relaxed);
+  return q;
+}
+
+bool protect_none(void* p, size_t size) {
+  ErrnoGuard g;
+  return ::mprotect(p, size, PROT_NONE) == 0;
+}
+
+bool protect_rw(void* p, size_t size) {
+  ErrnoGuard g;
+  return ::mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+int64_t now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+int g_stderr_fd = 2;
+
+void keep_stderr() {
+  ErrnoGuard g;
+  int fd = ::fcntl(2, F_DUPFD_CLOEXEC, 100);   // high, out of the way of the program's own fds
+  if (fd >= 0) g_stderr_fd = fd;
+}
+
+void write_stderr(const char* buf, size_t len) {
+  ErrnoGuard g;
+  while (len > 0) {
+    ssize_t n = ::write(g_stderr_fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    buf += n;
+    len -= size_t(n);
+  }
+}
+
+size_t resident_bytes() {
+  ErrnoGuard g;
+  int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  // statm: size resident shared ... (in pages); we want the second field.
+  const char* s = buf;
+  while (*s && *s != ' ') ++s;
+  while (*s == ' ') ++s;
+  size_t pages = 0;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + size_t(*s++ - '0');
+  return pages * size_t(sysconf(_SC_PAGESIZE));
+}
+
+namespace {
+bool name_matches(const char* entry, const char* name) {
+  while (*name && *entry == *name) ++entry, ++name;
+  return *name == 0 && *entry == '=';
+}
+
+// /proc/self/environ, read once into a static buffer, for the rare case that malloc runs before
+// libc has set `environ` (very early in a preloaded process).
+char g_env_buf[32768];
+bool g_env_loaded = false;
+const char* proc_environ_lookup(const char* name) {
+  if (!g_env_loaded) {
+    g_env_loaded = true;
+    int fd = ::open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nullptr;
+    size_t off = 0;
+    while (off < sizeof g_env_buf - 2) {
+      ssize_t n = ::read(fd, g_env_buf + off, sizeof g_env_buf - 2 - off);
+      if (n <= 0) break;
+      off += size_t(n);
+    }
+    ::close(fd);
+    g_env_buf[off] = g_env_buf[off + 1] = 0;
+  }
+  for (const char* e = g_env_buf; *e; e += __builtin_strlen(e) + 1)
+    if (name_matches(e, name)) return e + __builtin_strlen(name) + 1;
+  return nullptr;
+}
+}  // namespace
+
+const char* getenv_raw(const char* name) {
+  ErrnoGuard g;
+  if (getauxval(AT_SECURE)) return nullptr;   // setuid/setgid: options are ignored, silently
+  if (environ == nullptr) return proc_environ_lookup(name);
+  for (char** e = environ; *e; ++e)
+    if (name_matches(*e, name)) return *e + __builtin_strlen(name) + 1;
+  return nullptr;
+}
+
+int thread_id() { return int(::syscall(SYS_gettid)); }
+
+uint64_t random_u64() {
+  ErrnoGuard g;
+  uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) == ssize_t(sizeof r)) return r;
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  r = uint64_t(ts.tv_nsec) * 0x9E3779B97F4A7C15ull ^ reinterpret_cast<uintptr_t>(&r);
+  return r ^ (r >> 29);
+}
+
+void abort_now() {
+  // No stdio, no atexit handlers: the heap may be corrupt.
+
+  ::syscall(SYS_tgkill, ::getpid(), thread_id(), 6 /* SIGABRT */);
+  ::_exit(134);
+}
+
+Counters counters() {
+  auto r = [](std::atomic<size_t>& a) { return a.load(std::memory_order_relaxed); };
+  return Counters{r(c_mmap), r(c_munmap), r(c_purge), r(c_purged), r(c_remap), r(c_mapped)};
+}
+
+}  // namespace km::os
