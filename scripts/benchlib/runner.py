@@ -292,6 +292,15 @@ def main():
         names.setdefault(sc_key[w.name][0], w.name + "@1t")
         names.setdefault(sc_key[w.name][1], w.name)
 
+    try:
+        with open("/proc/loadavg") as f:
+            load = float(f.read().split()[0])
+        if load > 0.5:
+            print("bench: load average %.2f on %d CPUs before starting: other processes are running, so times "
+                  "and especially thread scaling will be noisy" % (load, os.cpu_count() or 1), file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
     total = len(cmds) * len(allocs) * runs + (len(allocs) if do_micro else 0) + (len(allocs) * 2 + 2 if do_cg else 0)
     prog = Progress(total)
     print("bench: %d workload(s) x %d allocator(s) x %d run(s)%s, threads=%d, build %s" % (
