@@ -18,8 +18,9 @@
 #define KM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define KM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-// The header of every source (kmpool, kmarena, kmfifo) and of every managed cell with a header of
-// its own (ref, tree node). 16 bytes, so data that follows a 16-aligned header is 16-aligned.
+// The header of every source (kmpool, kmarena, kmfifo: the first field) and of every managed cell
+// with a header of its own (ref, tree node: the last field, right before the data, so p - 16 tells
+// the kind of any kmem cell). 16 bytes, so data that follows a 16-aligned header is 16-aligned.
 //
 // Invariants: `magic` is kCellMagic while the object is live and is cleared when it is released, so
 // a stale or foreign pointer is refused (EINVAL) instead of being freed twice (best effort: the
@@ -27,7 +28,7 @@
 // cell's last owner may be on another thread than the one that tainted it. `size` is the whole cell
 // (header plus data) for managed cells and the user size for sources where that means something.
 struct kmcell {
-  kmkind kind;
+  uint32_t kind;      // a kmkind; stored as an integer so a foreign header is never a bad enum load
   uint16_t magic;
   uint8_t shred;
   uint8_t reserved;
@@ -51,7 +52,7 @@ inline bool align16(size_t n, size_t* out) {
 inline bool add_size(size_t a, size_t b, size_t* out) { return !__builtin_add_overflow(a, b, out); }
 
 inline void cell_init(kmcell* c, kmkind kind, size_t size) {
-  c->kind = kind;
+  c->kind = static_cast<uint32_t>(kind);
   c->magic = kCellMagic;
   c->shred = kmshred_no;
   c->reserved = 0;
@@ -59,7 +60,7 @@ inline void cell_init(kmcell* c, kmkind kind, size_t size) {
 }
 
 inline bool cell_is(const kmcell* c, kmkind kind) {
-  return c != nullptr && c->kind == kind && c->magic == kCellMagic;
+  return c != nullptr && c->kind == static_cast<uint32_t>(kind) && c->magic == kCellMagic;
 }
 
 inline bool cell_shred(kmcell* c) { return std::atomic_ref<uint8_t>(c->shred).load(std::memory_order_acquire) != 0; }

@@ -44,6 +44,10 @@ inline PoolCell* header(void* p) { return reinterpret_cast<PoolCell*>(static_cas
 // The live cell p belongs to, or NULL; checks the pool, the range, the stride and the live bit.
 inline PoolCell* live_cell(void* p) {
   if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & (kAlign - 1)) != 0) return nullptr;
+  // Ref cells and tree nodes end their header with a kmcell: refuse them before following `pool`
+  // (a pool pointer is 16-aligned, so its low word is never kmkind_ref or kmkind_tree).
+  const kmcell* id = reinterpret_cast<const kmcell*>(header(p));
+  if (cell_is(id, kmkind_ref) || cell_is(id, kmkind_tree)) return nullptr;
   PoolCell* h = header(p);
   kmpool* pool = h->pool;
   if (!cell_is(reinterpret_cast<kmcell*>(pool), kmkind_pool)) return nullptr;

@@ -5,11 +5,12 @@ namespace {
 
 // The header in front of a ref cell's data. Invariants: `refs` >= 1 while live, changed only with
 // atomic read-modify-writes (any thread may up- or down-ref); the thread that takes it from 1 to 0
-// owns the cell and releases it to `src`. id.size is the whole cell, header included.
+// owns the cell and releases it to `src`. id.size is the whole cell, header included. The kmcell
+// comes last, right before the data, as in every kmem header: p - 16 tells any cell's kind.
 struct RefCell {
-  kmcell id;
   std::atomic<size_t> refs;
   kmcell* src;
+  kmcell id;
 };
 static_assert(sizeof(RefCell) == 32);
 

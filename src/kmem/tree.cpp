@@ -5,15 +5,16 @@ namespace {
 
 // The header in front of a tree node's data. Invariants: children form a doubly linked list from
 // `child` to `lastchild` through prev/next, each with `parent` pointing here; a root has parent NULL.
-// id.size is the whole node, header included. Trees are single-owner: no locks.
+// id.size is the whole node, header included; the kmcell comes last, right before the data, so
+// p - 16 tells any kmem cell's kind. Trees are single-owner: no locks.
 struct Node {
-  kmcell id;
   kmcell* src;
   Node* parent;
   Node* child;
   Node* lastchild;
   Node* prev;
   Node* next;
+  kmcell id;
 };
 static_assert(sizeof(Node) == 64);
 
