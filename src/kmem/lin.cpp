@@ -22,13 +22,16 @@ struct Chunk {
 static_assert(sizeof(Chunk) == 32);
 
 constexpr size_t kChunk = 256 * 1024;  // standard chunk; bigger requests get a chunk of their own
+constexpr size_t kKeep = 16;           // released standard chunks kept per thread (4 MiB): the
+                                       // threshold past which released memory goes back to the OS
 
 // One per thread, written only by that thread. All-zero is the valid empty state, so there is no
 // dynamic initialiser; the first slow path maps a chunk and registers the thread-exit cleanup.
 struct LinState {
   Chunk* cur;     // the chunk holding the top, NULL before first use
   char* top;      // next free byte in cur, 16-aligned
-  Chunk* spare;   // one released standard chunk kept for reuse (the threshold), or NULL
+  Chunk* spare;   // released standard chunks kept for reuse, linked through prev; NULL if none
+  size_t spares;  // how many (<= kKeep)
   bool cleanup;   // the thread-exit destructor is registered
 };
 constinit thread_local LinState tls __attribute__((tls_model("initial-exec"))) = {};
@@ -47,16 +50,23 @@ void on_thread_exit(void* arg) {
     unmap_chunk(c);
     c = prev;
   }
-  if (s->spare) unmap_chunk(s->spare);
+  c = s->spare;
+  while (c != nullptr) {
+    Chunk* prev = c->prev;
+    unmap_chunk(c);
+    c = prev;
+  }
   *s = LinState{};
 }
 
 void make_key() { pthread_key_create(&key, on_thread_exit); }
 
-// Hand a chunk back: keep one standard chunk as the spare, unmap the rest.
+// Hand a chunk back: keep up to kKeep standard chunks as spares, unmap the rest.
 void release_chunk(LinState& s, Chunk* c) {
-  if (c->mapped == kChunk && s.spare == nullptr) {
+  if (c->mapped == kChunk && s.spares < kKeep) {
+    c->prev = s.spare;
     s.spare = c;
+    s.spares++;
   } else {
     unmap_chunk(c);
   }
@@ -81,7 +91,8 @@ __attribute__((noinline, cold)) bool grow(size_t need) {
   Chunk* c;
   if (size == kChunk && s.spare != nullptr) {
     c = s.spare;
-    s.spare = nullptr;
+    s.spare = c->prev;
+    s.spares--;
   } else {
     c = static_cast<Chunk*>(km::os::map(size));
     if (c == nullptr) {

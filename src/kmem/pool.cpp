@@ -25,6 +25,7 @@ constexpr uintptr_t kShred = 2;
 struct kmpool {
   kmcell id;         // kind pool, size = the cell size asked for
   size_t stride;     // bytes per cell, header included; a multiple of 16
+  uint64_t inverse;  // 1 + UINT64_MAX / stride: offset % stride == 0 without a division
   size_t n;          // cells in the pool
   size_t carved;     // cells taken from the fresh tail so far (<= n)
   size_t live;       // cells handed out and not freed
@@ -38,6 +39,12 @@ namespace km::kmem {
 
 namespace {
 constexpr size_t kPoolHead = (sizeof(kmpool) + kAlign - 1) & ~(kAlign - 1);
+
+// Is off a multiple of the stride? Lemire's divisibility test for 32-bit offsets, % beyond.
+inline bool at_cell_start(const kmpool* pool, size_t off) {
+  if (KM_LIKELY(off <= UINT32_MAX && pool->stride <= UINT32_MAX)) return off * pool->inverse <= pool->inverse - 1;
+  return off % pool->stride == 0;
+}
 
 inline PoolCell* header(void* p) { return reinterpret_cast<PoolCell*>(static_cast<char*>(p) - sizeof(PoolCell)); }
 
@@ -53,7 +60,7 @@ inline PoolCell* live_cell(void* p) {
   if (!cell_is(reinterpret_cast<kmcell*>(pool), kmkind_pool)) return nullptr;
   char* c = reinterpret_cast<char*>(h);
   if (c < pool->cells || c >= pool->cells + pool->carved * pool->stride) return nullptr;
-  if (static_cast<size_t>(c - pool->cells) % pool->stride != 0) return nullptr;
+  if (!at_cell_start(pool, static_cast<size_t>(c - pool->cells))) return nullptr;
   if ((h->link & kLive) == 0) return nullptr;
   return h;
 }
@@ -120,6 +127,7 @@ KM_EXPORT kmpool* kmpooli(kmcell* src, size_t cellsz, size_t n) {
   kmpool* pool = reinterpret_cast<kmpool*>(mem);
   cell_init(&pool->id, kmkind_pool, cellsz);
   pool->stride = stride;
+  pool->inverse = UINT64_MAX / stride + 1;
   pool->n = n;
   pool->carved = 0;
   pool->live = 0;
