@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kmalloc.h"
+#include "platform/os.h"
 
 namespace {
 
@@ -146,6 +147,26 @@ TEST(Lin, PerThread) {
   for (int t = 0; t < 4; t++) EXPECT_EQ(ok[t], 1) << t;
   for (int i = 0; i < 64; i++) ASSERT_EQ(mine[i], 1);
   kmlinx(main_mark);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Lin, ReleasedMemoryGoesBackPastTheThreshold) {
+  // 64 MiB of standard chunks released at once: at most 4 MiB stay as spares, the rest is unmapped.
+  void* mark = kmlini();
+  km::os::Counters before = km::os::counters();
+  for (int i = 0; i < 256; i++) ASSERT_NE(kmlina(256 * 1024 - 64), nullptr);
+  km::os::Counters grown = km::os::counters();
+  EXPECT_GE(grown.mmap_count - before.mmap_count, 200u);
+  kmlinx(mark);
+  km::os::Counters after = km::os::counters();
+  EXPECT_GE(after.munmap_count - grown.munmap_count, 200u);
+  // The spares are reused: another 2 MiB needs no new mapping.
+  for (int i = 0; i < 8; i++) ASSERT_NE(kmlina(256 * 1024 - 64), nullptr);
+  EXPECT_EQ(km::os::counters().mmap_count, after.mmap_count);
+  kmlinx(mark);
 }
 
 }  // namespace
