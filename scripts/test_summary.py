@@ -1,0 +1,24 @@
+"""Counts the test cases of a meson test run: GoogleTest binaries report their own cases, any other
+test counts as one. Prints 'kmalloc tests: N passed, N failed' and exits non-zero on a failure."""
+import json
+import re
+import sys
+
+passed = failed = 0
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    t = json.loads(line)
+    out = t.get("stdout") or ""
+    ok = t.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
+    p = re.findall(r"^\[  PASSED  \] (\d+) tests?\.", out, re.M)
+    f = re.findall(r"^\[  FAILED  \] (\d+) tests?, listed below", out, re.M)
+    if p or f:
+        passed += sum(map(int, p))
+        failed += sum(map(int, f))
+        if not ok and not f:
+            failed += 1   # crashed or timed out before gtest could report
+    elif ok:
+        passed += 1
+    else:
+        failed += 1
+print(f"kmalloc tests: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

@@ -1,0 +1,359 @@
+// The malloc family and C++ new/delete with glibc's semantics, in a binary linked with -lkmalloc:
+// every call here goes through kmalloc.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <malloc.h>
+#include <new>
+#include <set>
+#include <unistd.h>
+#include <vector>
+
+#include "kmalloc.h"
+
+extern "C" void* __libc_malloc(size_t);
+extern "C" void __libc_free(void*);
+
+namespace {
+
+// Keep the compiler from folding malloc/free pairs or assuming results.
+template <class T> T opaque(T v) {
+  __asm__ volatile("" : "+r"(v));
+  return v;
+}
+
+bool aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+
+TEST(Interposition, MallocIsKmalloc) {
+  void* p = malloc(opaque(40));
+  EXPECT_TRUE(km_owns(p));
+  free(p);
+  int* q = new int(3);
+  EXPECT_TRUE(km_owns(q));
+  delete q;
+}
+
+TEST(Malloc, EveryResultIsSixteenByteAligned) {
+  std::vector<void*> v;
+  for (size_t size = 0; size <= 300; ++size) {
+    void* p = malloc(opaque(size));
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(aligned(p, 16)) << size;
+    v.push_back(p);
+  }
+  for (void* p : v) free(p);
+}
+
+TEST(Malloc, ZeroSizeGivesUniquePointers) {
+  void* a = malloc(opaque(0));
+  void* b = malloc(opaque(0));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  free(a);
+  free(b);
+}
+
+TEST(Malloc, HugeSizesFailWithEnomem) {
+  for (size_t size : {SIZE_MAX, SIZE_MAX - 4096, size_t(PTRDIFF_MAX) + 1, size_t(1) << 50}) {
+    errno = 0;
+    EXPECT_EQ(malloc(opaque(size)), nullptr) << size;
+    EXPECT_EQ(errno, ENOMEM) << size;
+  }
+}
+
+TEST(Malloc, UsableSizeCoversTheRequestAndIsStable) {
+  EXPECT_EQ(malloc_usable_size(nullptr), 0u);
+  for (size_t size : {1u, 15u, 16u, 17u, 100u, 1000u, 5000u, 70000u, 131072u, 131073u, 3000000u}) {
+    auto* p = static_cast<char*>(malloc(opaque(size)));
+    size_t u = malloc_usable_size(p);
+    EXPECT_GE(u, size);
+    std::memset(p, 1, u);   // the whole usable size is ours to write
+    EXPECT_EQ(malloc_usable_size(p), u);
+    free(p);
+  }
+}
+
+TEST(Free, PreservesErrnoAndAcceptsNull) {
+  void* p = malloc(opaque(5000000));   // a large block: free unmaps or caches it
+  errno = 1234;
+  free(p);
+  free(nullptr);
+  EXPECT_EQ(errno, 1234);
+}
+
+TEST(Calloc, ZeroesTheWholeUsableSizeEvenForRecycledCells) {
+  for (size_t size : {16u, 100u, 4000u, 100000u, 2000000u}) {
+    auto* dirty = static_cast<unsigned char*>(malloc(opaque(size)));
+    std::memset(dirty, 0xEE, malloc_usable_size(dirty));
+    free(dirty);
+    auto* p = static_cast<unsigned char*>(calloc(1, size));
+    ASSERT_NE(p, nullptr);
+    size_t u = malloc_usable_size(p);
+    for (size_t i = 0; i < u; ++i) ASSERT_EQ(p[i], 0) << "size " << size << " byte " << i;
+    free(p);
+  }
+}
+
+TEST(Calloc, MultiplicationOverflowFails) {
+  errno = 0;
+  EXPECT_EQ(calloc(opaque(SIZE_MAX / 2), 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(calloc(opaque(size_t(1) << 33), size_t(1) << 33), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  void* p = calloc(0, 0);
+  EXPECT_NE(p, nullptr);
+  free(p);
+}
+
+TEST(Realloc, KeepsContentsAcrossLanesAndIntoLargeBlocks) {
+  auto* p = static_cast<unsigned char*>(malloc(opaque(1)));
+  p[0] = 42;
+  size_t size = 1;
+  for (size_t next = 2; next <= (size_t(8) << 20); next = next * 3 / 2 + 1) {
+    p = static_cast<unsigned char*>(realloc(p, next));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 1; i < size; ++i) ASSERT_EQ(p[i], static_cast<unsigned char>(i * 13)) << next;
+    for (size_t i = size; i < next; ++i) p[i] = static_cast<unsigned char>(i * 13);
+    ASSERT_EQ(p[0], 42);
+    size = next;
+  }
+  free(p);
+}
+
+TEST(Realloc, StaysInPlaceWhenTheNewSizeFits) {
+  void* p = malloc(opaque(100));
+  size_t u = malloc_usable_size(p);
+  EXPECT_EQ(realloc(p, u), p);
+  EXPECT_EQ(realloc(p, 90), p);
+  free(p);
+}
+
+TEST(Realloc, NullIsMallocAndZeroFrees) {
+  void* p = realloc(nullptr, 10);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(km_owns(p));
+  EXPECT_EQ(realloc(p, 0), nullptr);   // glibc: frees and returns NULL
+  EXPECT_FALSE(km_owns(p));
+}
+
+TEST(Realloc, FailureLeavesTheBlockIntact) {
+  for (size_t size : {64u, 200000u}) {
+    auto* p = static_cast<char*>(malloc(size));
+    std::memset(p, 'x', size);
+    errno = 0;
+    EXPECT_EQ(realloc(p, opaque(SIZE_MAX - 10)), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    EXPECT_TRUE(km_owns(p));
+    for (size_t i = 0; i < size; ++i) ASSERT_EQ(p[i], 'x');
+    free(p);
+  }
+}
+
+TEST(Reallocarray, CatchesOverflowAndLeavesTheBlock) {
+  void* p = malloc(16);
+  errno = 0;
+  EXPECT_EQ(reallocarray(p, opaque(SIZE_MAX / 4), 8), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  void* q = reallocarray(p, 10, 10);
+  ASSERT_NE(q, nullptr);
+  EXPECT_GE(malloc_usable_size(q), 100u);
+  free(q);
+}
+
+TEST(Aligned, PosixMemalignEveryPowerOfTwoUpTo8MiB) {
+  for (size_t align = sizeof(void*); align <= (size_t(8) << 20); align *= 2) {
+    for (size_t size : {size_t(0), size_t(1), align / 2 + 1, align, 3 * align + 5}) {
+      void* p = reinterpret_cast<void*>(0x1);
+      ASSERT_EQ(posix_memalign(&p, align, size), 0) << align << " " << size;
+      EXPECT_TRUE(aligned(p, align)) << align << " " << size;
+      EXPECT_GE(malloc_usable_size(p), size);
+      std::memset(p, 3, size);
+      free(p);
+    }
+  }
+}
+
+TEST(Aligned, PosixMemalignRejectsBadAlignmentsAndLeavesTheResultAlone) {
+  void* p = reinterpret_cast<void*>(0x1234);
+  EXPECT_EQ(posix_memalign(&p, 0, 16), EINVAL);
+  EXPECT_EQ(posix_memalign(&p, 4, 16), EINVAL);    // below sizeof(void*)
+  EXPECT_EQ(posix_memalign(&p, 24, 16), EINVAL);   // not a power of two
+  EXPECT_EQ(p, reinterpret_cast<void*>(0x1234));
+  EXPECT_EQ(posix_memalign(&p, 64, opaque(SIZE_MAX - 100)), ENOMEM);
+  EXPECT_EQ(p, reinterpret_cast<void*>(0x1234));
+}
+
+TEST(Aligned, AlignedAllocRules) {
+  errno = 0;
+  EXPECT_EQ(aligned_alloc(opaque(0), 16), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(aligned_alloc(opaque(48), 96), nullptr);   // glibc 2.38: not a power of two
+  EXPECT_EQ(errno, EINVAL);
+  void* p = aligned_alloc(256, 10);   // a size that is not a multiple is allowed
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(aligned(p, 256));
+  free(p);
+  errno = 0;
+  EXPECT_EQ(aligned_alloc(opaque(SIZE_MAX / 2 + 1), 16), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+}
+
+TEST(Aligned, MemalignRoundsOddAlignmentsUp) {
+  void* p = memalign(opaque(48), 10);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(aligned(p, 64));
+  free(p);
+  void* q = memalign(opaque(1), 10);
+  ASSERT_NE(q, nullptr);
+  EXPECT_TRUE(aligned(q, 16));
+  free(q);
+  errno = 0;
+  EXPECT_EQ(memalign(opaque(SIZE_MAX), 10), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+}
+
+TEST(Aligned, VallocAndPvallocArePageAligned) {
+  long page = sysconf(_SC_PAGESIZE);
+  void* v = valloc(10);
+  ASSERT_NE(v, nullptr);
+  EXPECT_TRUE(aligned(v, page));
+  void* pv = pvalloc(10);
+  ASSERT_NE(pv, nullptr);
+  EXPECT_TRUE(aligned(pv, page));
+  EXPECT_GE(malloc_usable_size(pv), size_t(page));   // rounded up to whole pages
+  free(v);
+  free(pv);
+  errno = 0;
+  EXPECT_EQ(valloc(opaque(size_t(-page))), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(pvalloc(opaque(SIZE_MAX - 10)), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+}
+
+TEST(Glibc, InternalNamesAndTuningCallsWork) {
+  void* p = __libc_malloc(opaque(33));
+  EXPECT_TRUE(km_owns(p));
+  __libc_free(p);
+  EXPECT_NE(mallopt(M_ARENA_MAX, 2), 0);
+  struct mallinfo2 mi = mallinfo2();
+  EXPECT_GT(mi.uordblks, 0u);
+  EXPECT_GE(malloc_trim(0), 0);
+}
+
+// ---- C++
+
+TEST(Cxx, EveryNewFormIsServedAndAligned) {
+  auto* a = new char[opaque(100)];
+  EXPECT_TRUE(km_owns(a));
+  delete[] a;
+  struct alignas(256) Big { char c[300]; };
+  auto* b = new Big;
+  EXPECT_TRUE(aligned(b, 256));
+  EXPECT_TRUE(km_owns(b));
+  delete b;
+  auto* c = new (std::nothrow) Big[3];
+  EXPECT_TRUE(aligned(c, 256));
+  delete[] c;
+  void* d = ::operator new(opaque(size_t(50)), std::align_val_t(4096));
+  EXPECT_TRUE(aligned(d, 4096));
+  ::operator delete(d, 50, std::align_val_t(4096));
+}
+
+TEST(Cxx, SizedDeleteWithAWrongSizeIsHarmless) {
+  void* p = ::operator new(opaque(size_t(1000)));
+  ::operator delete(p, size_t(8));   // programs get this wrong; metadata decides
+  void* q = ::operator new(opaque(size_t(1000)));
+  ::operator delete(q, size_t(1000));
+}
+
+TEST(Cxx, NewThrowsBadAllocAndNothrowReturnsNull) {
+  EXPECT_THROW(::operator new(opaque(SIZE_MAX - 4096)), std::bad_alloc);
+  EXPECT_THROW(::operator new(opaque(SIZE_MAX / 2), std::align_val_t(1 << 20)), std::bad_alloc);
+  EXPECT_EQ(::operator new(opaque(SIZE_MAX - 4096), std::nothrow), nullptr);
+}
+
+int g_handler_calls = 0;
+TEST(Cxx, NewCallsTheNewHandlerUntilItGivesUp) {
+  g_handler_calls = 0;
+  std::set_new_handler([] {
+    if (++g_handler_calls == 3) std::set_new_handler(nullptr);
+  });
+  EXPECT_THROW(::operator new(opaque(SIZE_MAX - 4096)), std::bad_alloc);
+  EXPECT_EQ(g_handler_calls, 3);
+}
+
+// ---- misuse stops the program with a one-line message naming the pointer
+
+TEST(MisuseDeathTest, DoubleFreeOfASmallBlock) {
+  EXPECT_DEATH(
+      {
+        void* p = malloc(opaque(64));
+        free(p);
+        free(p);
+      },
+      "kmalloc: free\\(\\): double free 0x[0-9a-f]+");
+}
+
+TEST(MisuseDeathTest, DoubleFreeFromAnotherPositionInTheFreeList) {
+  EXPECT_DEATH(
+      {
+        void* p = malloc(opaque(64));
+        void* q = malloc(opaque(64));
+        free(p);
+        free(q);
+        free(p);
+      },
+      "double free");
+}
+
+TEST(MisuseDeathTest, InteriorPointer) {
+  EXPECT_DEATH(
+      {
+        char* p = static_cast<char*>(malloc(opaque(64)));
+        free(p + 16);
+      },
+      "kmalloc: free\\(\\): invalid pointer \\(not the start of a block\\) 0x");
+}
+
+TEST(MisuseDeathTest, PointerKmallocNeverGaveOut) {
+  EXPECT_DEATH(
+      {
+        static char not_heap[64];
+        free(opaque(not_heap + 0));
+      },
+      "kmalloc: free\\(\\): invalid pointer 0x");
+  EXPECT_DEATH(
+      {
+        int on_stack = 0;
+        free(opaque(&on_stack));
+      },
+      "invalid pointer");
+}
+
+TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
+  EXPECT_DEATH(
+      {
+        void* p = malloc(opaque(1 << 22));
+        free(p);
+        free(p);
+      },
+      "kmalloc: free\\(\\): invalid pointer 0x");
+}
+
+TEST(MisuseDeathTest, ReallocOfAForeignPointer) {
+  EXPECT_DEATH(
+      {
+        static char not_heap[64];
+        (void)!realloc(opaque(not_heap + 0), 100);
+      },
+      "kmalloc: realloc\\(\\): invalid pointer 0x");
+}
+
+}  // namespace

@@ -1,0 +1,313 @@
+// Threads and fork under load, in a binary linked with -lkmalloc.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "kmalloc.h"
+
+namespace {
+
+km_stats stats() {
+  km_stats st;
+  km_stats_get(&st);
+  return st;
+}
+
+// A block whose contents prove it was not touched by anyone else.
+struct Stamp {
+  static void fill(void* p, size_t size, uint32_t seed) {
+    auto* b = static_cast<unsigned char*>(p);
+    for (size_t i = 0; i < size; ++i) b[i] = static_cast<unsigned char>(seed + i * 31);
+  }
+  static bool check(const void* p, size_t size, uint32_t seed) {
+    auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < size; ++i)
+      if (b[i] != static_cast<unsigned char>(seed + i * 31)) return false;
+    return true;
+  }
+};
+
+struct Item {
+  void* p;
+  size_t size;
+  uint32_t seed;
+};
+
+class Channel {
+ public:
+  void push(Item it) {
+    std::lock_guard<std::mutex> g(m_);
+    q_.push_back(it);
+    cv_.notify_one();
+  }
+  bool pop(Item* it) {
+    std::unique_lock<std::mutex> g(m_);
+    cv_.wait(g, [&] { return !q_.empty() || closed_; });
+    if (q_.empty()) return false;
+    *it = q_.front();
+    q_.pop_front();
+    return true;
+  }
+  void close() {
+    std::lock_guard<std::mutex> g(m_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<Item> q_;
+  bool closed_ = false;
+};
+
+TEST(Threads, BlocksFreedByAnotherThreadComeBackIntact) {
+  constexpr int kPairs = 3, kPerProducer = 60000;
+  std::atomic<long> bad{0}, freed{0};
+  std::vector<std::thread> threads;
+  std::vector<Channel> channels(kPairs);
+  for (int t = 0; t < kPairs; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < kPerProducer; ++i) {
+        size_t size = 1 + rng() % (i % 100 == 0 ? 300000 : 2000);
+        void* p = malloc(size);
+        Stamp::fill(p, size, uint32_t(i));
+        channels[t].push(Item{p, size, uint32_t(i)});
+      }
+      channels[t].close();
+    });
+    threads.emplace_back([&, t] {
+      Item it;
+      while (channels[t].pop(&it)) {
+        if (!Stamp::check(it.p, it.size, it.seed)) bad++;
+        free(it.p);
+        freed++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(freed.load(), long(kPairs) * kPerProducer);
+}
+
+TEST(Threads, EightThreadsChurningWithContentChecks) {
+  constexpr int kThreads = 8, kSlots = 2000, kOps = 150000;
+  std::atomic<long> bad{0};
+  // A shared table: threads replace random entries, so blocks die on other threads (larson).
+  struct Slot {
+    std::mutex m;
+    Item it{nullptr, 0, 0};
+  };
+  std::vector<Slot> table(kSlots);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      for (int i = 0; i < kOps; ++i) {
+        size_t size = 1 + rng() % 1024;
+        void* p = malloc(size);
+        Stamp::fill(p, size, uint32_t(i * kThreads + t));
+        Slot& s = table[rng() % kSlots];
+        Item old;
+        {
+          std::lock_guard<std::mutex> g(s.m);
+          old = s.it;
+          s.it = Item{p, size, uint32_t(i * kThreads + t)};
+        }
+        if (old.p) {
+          if (!Stamp::check(old.p, old.size, old.seed)) bad++;
+          free(old.p);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (auto& s : table) {
+    if (s.it.p && !Stamp::check(s.it.p, s.it.size, s.it.seed)) bad++;
+    free(s.it.p);
+  }
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(Threads, TenThousandThreadsLeaveNoGrowthBehind) {
+  auto run_batch = [](int n) {
+    for (int i = 0; i < n; i += 8) {
+      std::vector<std::thread> ts;
+      for (int k = 0; k < 8; ++k) {
+        ts.emplace_back([] {
+          std::vector<void*> v;
+          for (int j = 0; j < 50; ++j) v.push_back(malloc(16 + j * 40));
+          for (void* p : v) free(p);
+          void* keep = malloc(1000);   // freed by nobody: must not pin a heap per thread
+          free(keep);
+        });
+      }
+      for (auto& t : ts) t.join();
+    }
+  };
+  run_batch(1000);
+  km_stats after_1k = stats();
+  run_batch(9000);
+  km_stats after_10k = stats();
+  EXPECT_LE(after_10k.heaps, after_1k.heaps + 8) << "heaps of exited threads are not reused";
+  EXPECT_LE(after_10k.mapped, after_1k.mapped + (16u << 20)) << "memory grows with thread churn";
+  EXPECT_LE(after_10k.segments, after_1k.segments + 4);
+}
+
+TEST(Threads, BlocksOutliveTheirThreadAndAreFreedLater) {
+  std::vector<Item> blocks;
+  std::mutex m;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 16; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 1000; ++i) {
+        size_t size = 64 + (i % 7) * 100;
+        void* p = malloc(size);
+        Stamp::fill(p, size, uint32_t(t * 1000 + i));
+        std::lock_guard<std::mutex> g(m);
+        blocks.push_back(Item{p, size, uint32_t(t * 1000 + i)});
+      }
+    });
+  }
+  for (auto& t : ts) t.join();   // every owner has exited; its heap went to the pool
+  size_t live_bytes = 0;
+  for (const Item& it : blocks) live_bytes += it.size;
+  km_stats before = stats();
+  long bad = 0;
+  for (const Item& it : blocks) {
+    if (!Stamp::check(it.p, it.size, it.seed)) bad++;
+    free(it.p);
+  }
+  km_trim(0);   // collects the frees queued for the exited threads' heaps
+  km_stats after = stats();
+  EXPECT_EQ(bad, 0);
+  EXPECT_GE(before.in_use - after.in_use, live_bytes) << "frees to exited threads' heaps were lost";
+}
+
+thread_local struct LateFree {
+  void* p = nullptr;
+  ~LateFree() { free(p); }   // runs after the thread's heap may already be gone
+} tl_late;
+
+TEST(Threads, FreeAndMallocInLateThreadDestructorsWork) {
+  km_stats before = stats();
+  for (int i = 0; i < 100; ++i) {
+    std::thread t([] {
+      tl_late.p = malloc(100);
+      static pthread_key_t key;
+      static std::once_flag once;
+      std::call_once(once, [] {
+        pthread_key_create(&key, [](void* v) {
+          free(v);
+          free(malloc(50));   // a malloc after kmalloc's own destructor may have run
+        });
+      });
+      pthread_setspecific(key, malloc(30));
+    });
+    t.join();
+  }
+  km_trim(0);
+  km_stats after = stats();
+  EXPECT_LE(after.heaps, before.heaps + 2) << "late allocations must not create a heap per thread";
+  EXPECT_LE(after.in_use, before.in_use + 4096) << "late frees were lost";
+}
+
+// ---- fork
+
+int wait_ok(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void child_work() {
+  alarm(20);   // a deadlocked child dies instead of hanging the suite
+  std::vector<void*> v;
+  for (int i = 0; i < 2000; ++i) v.push_back(malloc(1 + i % 3000));
+  for (void* p : v) free(p);
+  std::thread t([] { free(malloc(12345)); });
+  t.join();
+}
+
+TEST(Fork, ChildOfAMultithreadedParentCanAllocate) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::vector<void*> v(256, nullptr);
+      while (!stop) {
+        size_t i = rng() % v.size();
+        free(v[i]);
+        v[i] = malloc(1 + rng() % (i % 16 == 0 ? 400000 : 4000));
+      }
+      for (void* p : v) free(p);
+    });
+  }
+  for (int k = 0; k < 30; ++k) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      child_work();
+      _exit(0);
+    }
+    EXPECT_EQ(wait_ok(pid), 0) << "child " << k;
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+}
+
+std::vector<pid_t>* g_children;
+volatile sig_atomic_t g_forks = 0;
+
+void fork_in_handler(int) {
+  if (g_forks >= 20) return;
+  pid_t pid = fork();   // may interrupt malloc or free in the main loop
+  if (pid == 0) {
+    alarm(20);
+    void* p = malloc(100);
+    void* q = malloc(300000);
+    free(p);
+    free(q);
+    _exit(0);
+  }
+  if (pid > 0) (*g_children)[g_forks++] = pid;
+}
+
+TEST(Fork, FromASignalHandlerThatInterruptedMalloc) {
+  std::vector<pid_t> children(20, 0);
+  g_children = &children;
+  g_forks = 0;
+  struct sigaction sa = {};
+  sa.sa_handler = fork_in_handler;
+  sigaction(SIGALRM, &sa, nullptr);
+  itimerval it = {{0, 500}, {0, 500}};
+  setitimer(ITIMER_REAL, &it, nullptr);
+  std::mt19937 rng(7);
+  std::vector<void*> v(512, nullptr);
+  for (long i = 0; g_forks < 20 && i < 200000000; ++i) {
+    size_t k = rng() % v.size();
+    free(v[k]);
+    v[k] = malloc(1 + rng() % (k % 64 == 0 ? 300000 : 2000));   // slow paths too
+  }
+  itimerval off = {};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  signal(SIGALRM, SIG_DFL);
+  for (void* p : v) free(p);
+  ASSERT_EQ(g_forks, 20);
+  for (pid_t pid : children) EXPECT_EQ(wait_ok(pid), 0);
+}
+
+}  // namespace

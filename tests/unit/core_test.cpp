@@ -1,0 +1,195 @@
+// The core without the override: km_* functions from the static library, beside glibc's malloc.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <set>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "core/heap.h"
+#include "core/segment.h"
+#include "core/size_class.h"
+#include "kmalloc.h"
+
+namespace {
+
+size_t rss() {
+  km_stats st;
+  km_stats_get(&st);
+  return st.resident;
+}
+
+TEST(Lanes, EveryLaneHandsOutDistinctAlignedCellsAndTakesThemBack) {
+  for (unsigned lane = 1; lane < km::kLaneCount; ++lane) {
+    size_t size = km::lane_size(lane);
+    std::vector<char*> cells;
+    for (int i = 0; i < 20; ++i) {
+      auto* p = static_cast<char*>(km_malloc(size));
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
+      EXPECT_EQ(km_usable_size(p), size);
+      std::memset(p, int(i), size);
+      cells.push_back(p);
+    }
+    std::set<char*> distinct(cells.begin(), cells.end());
+    EXPECT_EQ(distinct.size(), cells.size());
+    for (int i = 0; i < 20; ++i) {
+      EXPECT_EQ(cells[i][0], char(i));
+      EXPECT_EQ(cells[i][size - 1], char(i));   // no neighbour overwrote it
+      km_free(cells[i]);
+    }
+  }
+}
+
+TEST(Lanes, AMallocFreeLoopReusesCellsAndNeverGrows) {
+  km_stats before, after;
+  void* warm = km_malloc(100);
+  km_free(warm);
+  km_stats_get(&before);
+  std::set<void*> seen;
+  for (int i = 0; i < 200000; ++i) {
+    void* p = km_malloc(100);
+    seen.insert(p);
+    km_free(p);
+  }
+  km_stats_get(&after);
+  EXPECT_EQ(after.mapped, before.mapped);
+  EXPECT_EQ(after.mmap_count, before.mmap_count);
+  // Freed cells come back once the page's current batch is used up: one page's worth at most.
+  EXPECT_LE(seen.size(), km::kSlotSize / 112);
+}
+
+TEST(Lanes, CellsOfOnePageShareItsSegment) {
+  void* a = km_malloc(48);
+  void* b = km_malloc(48);
+  EXPECT_EQ(km::segment_of(a), km::segment_of(b));
+  EXPECT_TRUE(km::is_segment(km::segment_of(a)));
+  km_free(a);
+  km_free(b);
+}
+
+TEST(Lanes, OwnershipIsKnownForOursAndNotForOthers) {
+  void* ours = km_malloc(64);
+  void* theirs = malloc(64);   // glibc's, in this test binary
+  int on_stack = 0;
+  EXPECT_TRUE(km_owns(ours));
+  EXPECT_FALSE(km_owns(theirs));
+  EXPECT_FALSE(km_owns(&on_stack));
+  EXPECT_FALSE(km_owns(static_cast<char*>(ours) + 8));   // interior pointer
+  km_free(ours);
+  EXPECT_FALSE(km_owns(ours));   // freed
+  free(theirs);
+}
+
+TEST(Large, BlocksAboveTheLargestLaneAreMappedAndUnmapped) {
+  km_stats before, during, after;
+  km_stats_get(&before);
+  size_t size = km::kLargestLane + 1;
+  auto* p = static_cast<char*>(km_malloc(size));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u);
+  EXPECT_GE(km_usable_size(p), size);
+  EXPECT_FALSE(km::is_segment(km::segment_of(p)));
+  std::memset(p, 7, size);
+  km_stats_get(&during);
+  EXPECT_GE(during.large_in_use, before.large_in_use + size);
+  km_free(p);
+  km_stats_get(&after);
+  EXPECT_EQ(after.large_in_use, before.large_in_use);
+}
+
+TEST(Large, ReallocGrowsWithMremapAndKeepsContents) {
+  size_t size = 1 << 20;
+  auto* p = static_cast<unsigned char*>(km_malloc(size));
+  for (size_t i = 0; i < size; ++i) p[i] = static_cast<unsigned char>(i * 7);
+  auto* q = static_cast<unsigned char*>(km_realloc(p, 64 << 20));
+  ASSERT_NE(q, nullptr);
+  for (size_t i = 0; i < size; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 7)) << i;
+  EXPECT_GE(km_usable_size(q), size_t(64) << 20);
+  auto* r = static_cast<unsigned char*>(km_realloc(q, 100));   // shrinks into a lane
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(km::is_segment(km::segment_of(r)));
+  for (size_t i = 0; i < 100; ++i) ASSERT_EQ(r[i], static_cast<unsigned char>(i * 7));
+  km_free(r);
+}
+
+TEST(Large, FreedBlocksAreCachedAndReused) {
+  void* p = km_malloc(1 << 20);
+  km_free(p);
+  km_stats st;
+  km_stats_get(&st);
+  EXPECT_GE(st.large_cached, size_t(1) << 20);
+  void* q = km_malloc((1 << 20) - 4096);   // fits the cached mapping
+  EXPECT_EQ(p, q);
+  km_free(q);
+}
+
+TEST(Large, CallocOfAReusedBlockIsZero) {
+  auto* p = static_cast<unsigned char*>(km_malloc(1 << 20));
+  std::memset(p, 0xAB, 1 << 20);
+  km_free(p);
+  auto* q = static_cast<unsigned char*>(km_calloc(1, 1 << 20));
+  for (size_t i = 0; i < (1 << 20); i += 512) ASSERT_EQ(q[i], 0) << i;
+  km_free(q);
+}
+
+TEST(Purge, TrimGivesEmptyPagesBackToTheOS) {
+  // Run in a fresh thread so its heap starts empty; fill ~64 MiB of small cells, free them all.
+  size_t resident_full = 0, resident_trimmed = 0;
+  std::thread t([&] {
+    std::vector<void*> v;
+    for (int i = 0; i < 64 * 1024; ++i) {
+      void* p = km_malloc(1000);
+      std::memset(p, 1, 1000);
+      v.push_back(p);
+    }
+    resident_full = rss();
+    for (void* p : v) km_free(p);
+    km_trim(0);
+    resident_trimmed = rss();
+  });
+  t.join();
+  EXPECT_GT(resident_full, resident_trimmed + (40u << 20))
+      << "full " << resident_full << " trimmed " << resident_trimmed;
+}
+
+TEST(Purge, EmptyPagesArePurgedAfterTheDelayWithoutFurtherCalls) {
+  // The default delay is 10 ms and the purger thread runs: idle memory must drop on its own.
+  size_t resident_full = 0;
+  std::thread t([&] {
+    std::vector<void*> v;
+    for (int i = 0; i < 32 * 1024; ++i) {
+      void* p = km_malloc(2000);
+      std::memset(p, 1, 2000);
+      v.push_back(p);
+    }
+    resident_full = rss();
+    for (void* p : v) km_free(p);
+  });
+  t.join();
+  size_t resident_idle = resident_full;
+  for (int i = 0; i < 100 && resident_idle + (40u << 20) > resident_full; ++i) {
+    usleep(20 * 1000);   // no allocator call happens here
+    resident_idle = rss();
+  }
+  EXPECT_GT(resident_full, resident_idle + (40u << 20))
+      << "full " << resident_full << " idle " << resident_idle;
+}
+
+TEST(Stats, CountInUseBytesExactly) {
+  km_stats a, b;
+  km_stats_get(&a);
+  std::vector<void*> v;
+  for (int i = 0; i < 100; ++i) v.push_back(km_malloc(48));
+  km_stats_get(&b);
+  EXPECT_EQ(b.in_use - a.in_use, 100u * 48);
+  for (void* p : v) km_free(p);
+  km_stats_get(&b);
+  EXPECT_EQ(b.in_use, a.in_use);
+  EXPECT_GE(b.peak_in_use, a.in_use);
+  EXPECT_GT(b.mapped, 0u);
+  EXPECT_GT(b.segments, 0u);
+}
+
+}  // namespace
