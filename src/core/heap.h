@@ -36,7 +36,7 @@ struct Heap {
 extern Page g_empty_page;
 extern Heap g_empty_heap;
 extern Heap g_dead_heap;
-extern thread_local Heap* tl_heap;
+extern constinit thread_local Heap* tl_heap;   // constinit: no TLS wrapper call
 
 // ---- slow paths (heap.cpp); each may return nullptr (the caller sets errno / throws)
 // `size` is the request (<= lane_size(lane)); zero: the cell must read as zeros.
