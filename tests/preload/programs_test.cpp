@@ -49,7 +49,9 @@ class Programs : public ::testing::Test {
 
   // Same output under glibc and kmalloc; kmalloc's stats prove it ran. Returns kmalloc's stderr.
   std::string compare(const std::string& cmd, const std::string& setup = "") {
-    if (!setup.empty()) EXPECT_EQ(sh(setup, "", dir_).status, 0) << setup;
+    if (!setup.empty()) {
+      EXPECT_EQ(sh(setup, "", dir_).status, 0) << setup;
+    }
     Result glibc = sh(cmd, "", dir_);
     EXPECT_EQ(glibc.status, 0) << cmd << "\n" << glibc.err;
     Result km = sh(cmd, "LD_PRELOAD=" + lib() + " KMALLOC_STATS=1", dir_);
