@@ -334,7 +334,7 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   return p;
 }
 
-void page_free_slow(Heap* h, Page* page) { page_emptied(h, page); }
+void page_free_slow(Heap* h, Page* page) { page_retire(h, page); }
 
 void free_slow(void* p, Segment* s, Page* page) {
   auto* b = static_cast<Block*>(p);

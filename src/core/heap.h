@@ -45,7 +45,7 @@ KM_NOINLINE void* heap_alloc_slow(size_t size, unsigned lane, bool zero);
 KM_NOINLINE void free_slow(void* p, Segment* s, Page* page);
 // Free of a pointer outside every segment: NULL, a large block, or not ours (fatal).
 KM_NOINLINE void free_not_segment(void* p, const char* call);
-// A local free emptied the page.
+// A local free emptied a page that is not its lane's only page: retire it.
 KM_NOINLINE void page_free_slow(Heap* h, Page* page);
 // Retire the calling thread's empty pages, collect its remote frees (malloc_trim, thread exit).
 void heap_collect(Heap* h, bool retire_current);
@@ -96,7 +96,10 @@ KM_INLINE void cell_free(void* p) {
   b->next = page->local_free;
   b->tag = tag;
   page->local_free = b;
-  if (KM_UNLIKELY(--page->used == 0)) page_free_slow(h, page);
+  // The page's last cell came back: retire the page, unless it is its lane's only page (a loop that
+  // allocates and frees one object must not set up and tear down a page every time).
+  if (KM_UNLIKELY(--page->used == 0) && (h->lane_page[page->lane] != page || page->next != nullptr))
+    page_free_slow(h, page);
 }
 
 // Usable size of a live cell; 0 if p is not a live cell.
