@@ -328,6 +328,8 @@ def main():
         recs = results.get((key, al), [])
         if not recs or any("error" in x for x in recs):
             return float("nan")
+        if field == "cpu_s":
+            return median([x["user_s"] + x["sys_s"] for x in recs])
         return median([x[field] for x in recs])
 
     # ---- micro (Google Benchmark), one run per allocator ----
@@ -386,11 +388,14 @@ def main():
     wl_names = [w.name for w in wls]
     med_t = {(w.name, al): med_of(wl_key[w.name], al, "wall_s") for w in wls for al in allocs}
     med_r = {(w.name, al): med_of(wl_key[w.name], al, "maxrss_kb") / 1024.0 for w in wls for al in allocs}
-    geo_t = geo_r = {}
+    med_c = {(w.name, al): med_of(wl_key[w.name], al, "cpu_s") for w in wls for al in allocs}
+    geo_t = geo_r = geo_c = {}
     if wls:
         t, geo_t = metric_table("Wall time, seconds", wl_names, allocs, med_t, lambda v: "%.3f" % v, have_mi)
         m, geo_r = metric_table("Peak RSS, MiB", wl_names, allocs, med_r, lambda v: "%.1f" % v, have_mi)
-        report += [t, m]
+        c, geo_c = metric_table("CPU time (user+sys), seconds", wl_names, allocs, med_c, lambda v: "%.3f" % v, have_mi)
+        report += [t, m, c + "\n\nCPU time is less disturbed than wall time by other jobs on the machine; on an "
+                   "idle machine it equals wall time for the single-threaded workloads."]
 
     scaling = {}
     if wls_scaling:
@@ -453,7 +458,7 @@ def main():
         wr.writerow(["kind", "name", "allocator", "value", "ratio_glibc", "ratio_mimalloc"])
         for w in wl_names:
             for al in allocs:
-                for kind, med in (("wall_s", med_t), ("maxrss_mib", med_r)):
+                for kind, med in (("wall_s", med_t), ("maxrss_mib", med_r), ("cpu_s", med_c)):
                     v = med[(w, al)]
                     wr.writerow([kind, w, al, "%.6g" % v, "%.4f" % ratio(v, med[(w, "glibc")]),
                                  "%.4f" % ratio(v, med.get((w, "mimalloc"), float("nan")))])
@@ -461,6 +466,7 @@ def main():
             if geo_t:
                 wr.writerow(["geomean_wall", "", al, "", "%.4f" % geo_t[al][0], "%.4f" % geo_t[al][1]])
                 wr.writerow(["geomean_rss", "", al, "", "%.4f" % geo_r[al][0], "%.4f" % geo_r[al][1]])
+                wr.writerow(["geomean_cpu", "", al, "", "%.4f" % geo_c[al][0], "%.4f" % geo_c[al][1]])
         for (w, al), (m1, m2, r) in scaling.items():
             wr.writerow(["scaling_%dt_over_1t" % a.threads, w, al, "%.4f" % r, "", ""])
         for (bn, al), v in micro.items():
