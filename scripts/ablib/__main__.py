@@ -47,8 +47,8 @@ def parse_args(argv):
     p.add_argument("--name", default=None, help="label of COMMAND in the output (default: its basename)")
     p.add_argument("--no-probe", action="store_true", help="do not preload the live-bytes probe")
     p.add_argument("--overhead-runs", type=int, default=1,
-                   help="extra runs without the probe per allocator and workload, to measure the probe's "
-                        "overhead (default: 1; 0 to skip)")
+                   help="extra runs without the probe per allocator and workload, each paired with a "
+                        "probed run, to measure the probe's overhead (default: 1; 0 to skip; at most --runs)")
     p.add_argument("--interval", type=float, default=10.0, help="sampling interval in ms (default: 10)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed (default: 600)")
     p.add_argument("--out", default=os.path.join(REPO, "out", "ab"), help="output directory (default: out/ab)")
@@ -129,18 +129,16 @@ def main(argv=None):
     os.makedirs(log_dir, exist_ok=True)
 
     # The plan: runs interleaved (every allocator once per round, the order rotating from round to
-    # round), then the runs without the probe that measure its overhead.
+    # round). In the first --overhead-runs rounds each probed run is followed at once by the same run
+    # without the probe: the pair sees the same machine, so their ratio is the probe's overhead.
     plan = []
     for i in range(args.runs):
         for w in works:
             for k in range(len(allocs)):
-                plan.append((w, allocs[(k + i) % len(allocs)], i + 1, probe_lib))
-    if probe_lib:
-        for i in range(args.overhead_runs):
-            for w in works:
-                for k in range(len(allocs)):
-                    plan.append((w, allocs[(k + i) % len(allocs)], args.runs + i + 1, None))
-
+                a = allocs[(k + i) % len(allocs)]
+                plan.append((w, a, i + 1, probe_lib))
+                if probe_lib and i < args.overhead_runs:
+                    plan.append((w, a, i + 1, None))
     progress = Progress(len(plan))
     runs = []
     for w, a, index, probe in plan:
@@ -173,7 +171,8 @@ def main(argv=None):
         if r.stderr_tail:
             text += ["  stderr (last lines):"] + ["    " + line for line in r.stderr_tail.splitlines()]
     if has_probe:
-        text.append("frag = RSS / live bytes (requested, not yet freed); RSS excludes the probe's own table.")
+        text.append("frag = RSS / live bytes (requested, not yet freed); RSS excludes the probe's own table;")
+        text.append("times include the probe's per-call cost (same for every allocator): --no-probe for pure timing.")
 
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
             "kernel": platform.release(), "cpus": os.cpu_count(), "runs": args.runs,

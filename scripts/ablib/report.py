@@ -44,22 +44,24 @@ def summarize(runs, allocators, workloads):
 
 
 def overhead(runs, allocators, workloads):
-    """Probe overhead per workload and allocator: median wall/cpu with the probe over without, and the
-    probe's own resident table. {workload: {allocator: {...}}}; empty when no run went without it."""
+    """Probe overhead per workload and allocator: the median over pairs (a probed run and the run
+    without the probe right after it) of with/without for wall, cpu and peak RSS, and the probe's own
+    resident table. {workload: {allocator: {...}}}; empty when no run went without the probe."""
     out = {}
     for w in workloads:
         for a in allocators:
-            with_ = [r for r in runs if r.workload == w and r.allocator == a and r.probe and r.ok]
-            without = [r for r in runs if r.workload == w and r.allocator == a and r.probe is False and r.ok]
-            if not with_ or not without:
+            probed = {r.index: r for r in runs if r.workload == w and r.allocator == a and r.probe and r.ok}
+            pairs = [(probed[r.index], r) for r in runs if r.workload == w and r.allocator == a
+                     and r.probe is False and r.ok and r.index in probed]
+            if not pairs:
                 continue
-            mw, mo = [r.metrics() for r in with_], [r.metrics() for r in without]
+            ratio = lambda key: median([_div(p.metrics()[key], q.metrics()[key]) for p, q in pairs])  # noqa: E731
             out.setdefault(w, {})[a] = {
-                "wall_ratio": _div(median([m["wall_s"] for m in mw]), median([m["wall_s"] for m in mo])),
-                "cpu_ratio": _div(median([m["cpu_s"] for m in mw]), median([m["cpu_s"] for m in mo])),
-                "peak_rss_ratio": _div(median([m["peak_rss"] for m in mw]),
-                                       median([m["peak_rss"] for m in mo])),
-                "probe_table_bytes": median([r.probe_bytes for r in with_]),
+                "wall_ratio": ratio("wall_s"),
+                "cpu_ratio": ratio("cpu_s"),
+                "peak_rss_ratio": ratio("peak_rss"),
+                "probe_table_bytes": median([p.probe_bytes for p, _ in pairs]),
+                "pairs": len(pairs),
             }
     return out
 

@@ -210,7 +210,7 @@ class EndToEndTest(unittest.TestCase):
                     self.assertGreater(e["frag_avg"], 1.0)  # RSS includes code and stacks: never below live
                     self.assertLessEqual(e["avg_rss"], e["peak_rss"])
             self.assertIn("glibc", data["probe_overhead"]["phase"])
-            self.assertEqual(len(data["runs"]), 2 * 2 * 2)  # workloads x allocators x (1 run + 1 overhead)
+            self.assertEqual(len(data["runs"]), 2 * 2 * 2)  # workloads x allocators x (1 run + its no-probe pair)
             for f in ("summary.csv", "runs.csv", "samples.csv", "result.json", "summary.png", "summary.svg",
                       "timeline-phase.png", "timeline-python.svg", "table.txt"):
                 self.assertTrue(os.path.getsize(os.path.join(out, f)) > 0, f)
