@@ -23,7 +23,7 @@
 namespace km {
 namespace {
 std::atomic<uint32_t> g_work{0};        // futex word: bumped whenever something is scheduled
-std::atomic<bool> g_sleeping{false};    // the purger waits on g_work
+std::atomic<bool> g_sleeping{false};    // the purger waits on g_work with nothing pending
 std::atomic<int> g_thread_state{0};     // 0 none, 1 running, -1 could not start (purge inline)
 std::atomic<int64_t> g_last_pass{0};
 SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
@@ -57,9 +57,14 @@ void* purger_main(void*) {
       ts.tv_sec = wait_ms / 1000;
       ts.tv_nsec = (wait_ms % 1000) * 1000000L;
     }
+    // Only an indefinite wait needs waking: a timed one comes back within the delay by itself, and
+    // waking it on every retired page would cost a syscall and a context switch each time.
+    if (pending) {
+      nanosleep(&ts, nullptr);
+      continue;
+    }
     g_sleeping.store(true, std::memory_order_seq_cst);
-    if (g_work.load(std::memory_order_seq_cst) == seen)
-      futex_wait(&g_work, seen, pending ? &ts : nullptr);
+    if (g_work.load(std::memory_order_seq_cst) == seen) futex_wait(&g_work, seen, nullptr);
     g_sleeping.store(false, std::memory_order_relaxed);
   }
   return nullptr;
