@@ -1,11 +1,12 @@
 """Counts the test cases of a meson test run: GoogleTest binaries report their own cases, any other
-test counts as one. Prints 'kmalloc tests: N passed, N failed' and exits non-zero on a failure."""
+test counts as one; several testlog.json files add up. Prints 'kmalloc tests: N passed, N failed' and exits non-zero on a failure."""
 import json
 import re
 import sys
 
 passed = failed = 0
-for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+lines = [line for path in sys.argv[1:] for line in open(path, encoding="utf-8", errors="replace")]
+for line in lines:
     t = json.loads(line)
     out = t.get("stdout") or ""
     ok = t.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")

@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "core/diag.h"
+#include "core/invariants.h"
 #include "core/large.h"
 #include "core/meta.h"
 #include "core/options.h"
@@ -111,6 +112,7 @@ Page* page_new(Heap* h, unsigned lane) {
   bool zero = false;
   for (Segment* s = h->segments; s; s = s->heap_next) {
     if (s->free_slots == 0) continue;   // only this thread changes free_slots: no lock to peek
+    KM_CHECK_SEGMENT(s);
     if (unsigned first = segment_take_slots(s, n, &zero)) {
       page_init(h, s, first, lane, zero);
       return &s->pages[first];
@@ -177,6 +179,7 @@ void segment_release_if_spare(Heap* h, Segment* s, bool keep_one);
 
 // A page with no cell in use goes back to its segment's free slots.
 void page_retire(Heap* h, Page* pg) {
+  KM_CHECK_PAGE(pg);
   if (!(pg->flags & kPageFull)) list_remove(h, pg);
   Segment* s = segment_of(pg->start);
   unsigned first = unsigned((pg->start - reinterpret_cast<char*>(s)) >> kSlotShift);
@@ -185,6 +188,7 @@ void page_retire(Heap* h, Page* pg) {
   stats_page_add(pg->lane, -long(pg->capacity) * long(pg->cell_size));
   *pg = Page{};
   segment_give_slots(s, first, n);
+  KM_CHECK_SEGMENT(s);
   if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, true);
 }
 
@@ -245,6 +249,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
       if (!pg) return nullptr;
       list_push_front(h, pg);
     }
+    KM_CHECK_PAGE(pg);
     if (pg->flags & kPageSecure) {
       if (secure_has_cell(pg)) return secure_pop(pg, zero, size);
     } else if (page_refill(pg)) {

@@ -157,7 +157,8 @@ TEST(Realloc, FailureLeavesTheBlockIntact) {
 TEST(Reallocarray, CatchesOverflowAndLeavesTheBlock) {
   void* p = malloc(16);
   errno = 0;
-  EXPECT_EQ(reallocarray(p, opaque(SIZE_MAX / 4), 8), nullptr);
+  void* failed = reallocarray(p, opaque(SIZE_MAX / 4), 8);
+  EXPECT_EQ(failed, nullptr);
   EXPECT_EQ(errno, ENOMEM);
   void* q = reallocarray(p, 10, 10);
   ASSERT_NE(q, nullptr);
@@ -274,8 +275,8 @@ TEST(Cxx, SizedDeleteWithAWrongSizeIsHarmless) {
 }
 
 TEST(Cxx, NewThrowsBadAllocAndNothrowReturnsNull) {
-  EXPECT_THROW(::operator new(opaque(SIZE_MAX - 4096)), std::bad_alloc);
-  EXPECT_THROW(::operator new(opaque(SIZE_MAX / 2), std::align_val_t(1 << 20)), std::bad_alloc);
+  EXPECT_THROW((void)::operator new(opaque(SIZE_MAX - 4096)), std::bad_alloc);
+  EXPECT_THROW((void)::operator new(opaque(SIZE_MAX / 2), std::align_val_t(1 << 20)), std::bad_alloc);
   EXPECT_EQ(::operator new(opaque(SIZE_MAX - 4096), std::nothrow), nullptr);
 }
 
@@ -285,7 +286,7 @@ TEST(Cxx, NewCallsTheNewHandlerUntilItGivesUp) {
   std::set_new_handler([] {
     if (++g_handler_calls == 3) std::set_new_handler(nullptr);
   });
-  EXPECT_THROW(::operator new(opaque(SIZE_MAX - 4096)), std::bad_alloc);
+  EXPECT_THROW((void)::operator new(opaque(SIZE_MAX - 4096)), std::bad_alloc);
   EXPECT_EQ(g_handler_calls, 3);
 }
 

@@ -283,7 +283,10 @@ void fork_in_handler(int) {
     free(q);
     _exit(0);
   }
-  if (pid > 0) (*g_children)[g_forks++] = pid;
+  if (pid > 0) {
+    (*g_children)[g_forks] = pid;
+    g_forks = g_forks + 1;
+  }
 }
 
 TEST(Fork, FromASignalHandlerThatInterruptedMalloc) {

@@ -11,7 +11,9 @@ TEST(SizeClass, EverySizeMapsToTheSmallestLaneThatFits) {
     ASSERT_GE(lane, 1u) << size;
     ASSERT_LT(lane, km::kLaneCount) << size;
     ASSERT_GE(km::lane_size(lane), size) << "lane too small for " << size;
-    if (lane > 1) ASSERT_LT(km::lane_size(lane - 1), size) << "a smaller lane fits " << size;
+    if (lane > 1) {
+      ASSERT_LT(km::lane_size(lane - 1), size) << "a smaller lane fits " << size;
+    }
     ASSERT_EQ(lane, km::lane_of_formula(size)) << "table and formula disagree at " << size;
   }
 }

@@ -1,0 +1,53 @@
+// invariants.cpp — see invariants.h. Compiled in every build (cheap to keep honest), called only in
+// the checks build.
+#include "core/invariants.h"
+
+#include "core/diag.h"
+#include "core/size_class.h"
+
+namespace km {
+namespace {
+[[noreturn]] void broken(const char* what, const void* where) {
+  fatal_pointer("checks", what, where);
+}
+
+// Length of a plain (unencoded) free list of pg, checking each cell on it.
+uint32_t walk(const Page* pg, const Block* b) {
+  uint32_t n = 0;
+  for (; b; b = b->next) {
+    uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(pg->start);
+    if (off % pg->cell_size != 0 || off / pg->cell_size >= pg->carved)
+      broken("a free list holds a pointer that is not a carved cell of its page", b);
+    if (b->tag != (pg->key ^ reinterpret_cast<uintptr_t>(b)))
+      broken("a cell on a free list lacks the free tag (written after free?)", b);
+    if (++n > pg->carved) broken("a free list is longer than the page (a cycle)", pg);
+  }
+  return n;
+}
+}  // namespace
+
+void check_page(const Page* pg) {
+  if (pg->cell_size == 0) return;   // a free slot
+  if (pg->cell_size != lane_size(pg->lane)) broken("page cell size does not match its lane", pg);
+  if (pg->used > pg->carved || pg->carved > pg->capacity) broken("page counts out of order", pg);
+  if (size_t(pg->capacity) * pg->cell_size > (size_t(pg->slots) << kSlotShift))
+    broken("page capacity exceeds its slots", pg);
+  if (pg->flags & kPageSecure) return;   // encoded lists: checked as they are popped
+  // Every carved cell is handed out (counted in used, remote frees included) or on one list.
+  if (walk(pg, pg->free) + walk(pg, pg->local_free) + pg->used != pg->carved)
+    broken("free + local_free + used != carved", pg);
+}
+
+void check_segment(const Segment* s) {
+  if (s->free_slots & ~kAllSlotsFree) broken("slot 0 (the header) marked free", s);
+  if (s->dirty_slots & ~s->free_slots) broken("a dirty slot that is not free", s);
+  for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+    if ((s->free_slots >> i) & 1) continue;
+    const Page* pg = &s->pages[s->slot_page[i]];
+    unsigned first = s->slot_page[i];
+    if (pg->cell_size == 0 || i >= first + pg->slots) broken("a used slot maps to no page", s);
+    check_page(pg);
+  }
+}
+
+}  // namespace km

@@ -1,0 +1,18 @@
+// invariants.h — the checks build (meson -Dchecks=true, KM_CHECKS): verify the invariants stated above
+// Page and Segment on every slow path, and stop with a message naming the broken one. In a release
+// build the macros compile to nothing.
+#pragma once
+#include "core/segment.h"
+
+namespace km {
+void check_page(const Page* pg);         // the free lists, the counts, the cell geometry
+void check_segment(const Segment* s);    // free/dirty slot bits, slot -> page map
+}  // namespace km
+
+#if KM_CHECKS
+#define KM_CHECK_PAGE(pg) ::km::check_page(pg)
+#define KM_CHECK_SEGMENT(s) ::km::check_segment(s)
+#else
+#define KM_CHECK_PAGE(pg) ((void)0)
+#define KM_CHECK_SEGMENT(s) ((void)0)
+#endif
