@@ -137,11 +137,15 @@ inline void bump(std::atomic<int64_t> Stripe::*field, int64_t delta) {
 ProcSlot* claim_slot(int32_t pid, int64_t live, uint64_t probe_bytes) {
   if (!g_header) return nullptr;
   auto* slots = reinterpret_cast<ProcSlot*>(reinterpret_cast<char*>(g_header) + kSlotsOffset);
-  for (int pass = 0; pass < 2; ++pass) {
+  // Pass 0: our own pid's slot, left by the image we were exec'ed from (its heap is gone with it);
+  // pass 1: a free slot; pass 2: the slot of a process that no longer exists.
+  for (int pass = 0; pass < 3; ++pass) {
     for (uint32_t i = 0; i < kMaxProcs; ++i) {
       ProcSlot& s = slots[i];
       int32_t cur = s.pid.load(std::memory_order_relaxed);
-      bool take = pass == 0 ? cur == 0 : (cur > 0 && kill(cur, 0) != 0 && errno == ESRCH);
+      bool take = pass == 0   ? cur == pid
+                  : pass == 1 ? cur == 0
+                              : (cur > 0 && kill(cur, 0) != 0 && errno == ESRCH);
       if (!take || !s.pid.compare_exchange_strong(cur, -1)) continue;
       for (auto& st : s.stripes) {
         st.live.store(0, std::memory_order_relaxed);

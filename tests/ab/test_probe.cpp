@@ -30,7 +30,7 @@ struct Result {
 };
 
 // Runs probe_script with LD_PRELOAD=probe[:alloc_lib] and a fresh shared file.
-Result run_script(const std::string& alloc_lib) {
+Result run_script(const std::string& alloc_lib, bool via_shell_exec) {
   Result res;
   char path[] = "/tmp/kmprobe-test-XXXXXX";
   int fd = mkstemp(path);
@@ -49,6 +49,9 @@ Result run_script(const std::string& alloc_lib) {
     unsetenv("MALLOC_PERTURB_");  // glibc would fill the script's 5 GiB block
     if (alloc_lib.find("jemalloc") != std::string::npos) setenv("AB_NO_PVALLOC", "1", 1);
     const char* script = env_or("AB_PROBE_SCRIPT", "");
+    if (via_shell_exec) {  // the shell allocates under the probe, then exec's the script in its place
+      execl("/bin/sh", "sh", "-c", "v=$(echo x); exec \"$0\"", script, static_cast<char*>(nullptr));
+    }
     execl(script, script, static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -78,11 +81,11 @@ Result run_script(const std::string& alloc_lib) {
   return res;
 }
 
-void expect_exact(const std::string& alloc_lib) {
+void expect_exact(const std::string& alloc_lib, bool via_shell_exec = false) {
   if (!alloc_lib.empty() && access(alloc_lib.c_str(), R_OK) != 0) {
     GTEST_SKIP() << alloc_lib << " not installed";
   }
-  Result res = run_script(alloc_lib);
+  Result res = run_script(alloc_lib, via_shell_exec);
   ASSERT_EQ(res.status, 0) << res.out;
   std::istringstream in(res.out);
   std::string word, name;
@@ -101,12 +104,17 @@ void expect_exact(const std::string& alloc_lib) {
   EXPECT_EQ(checks, 12) << res.out;
   ASSERT_GT(end_expected, 0) << res.out;
   EXPECT_EQ(res.slot_live, end_expected) << "the final count seen from outside, through the file";
-  EXPECT_EQ(res.slot_count, 2) << "the script and its fork child each claim a slot";
+  // The script and its fork child each claim a slot; via the shell, so does the $(...) subshell, and the
+  // script reuses the shell's slot (4 would mean the exec'ed image took a second one).
+  EXPECT_EQ(res.slot_count, via_shell_exec ? 3 : 2);
 }
 
 TEST(Probe, ExactUnderGlibc) { expect_exact(""); }
 TEST(Probe, ExactUnderMimalloc) { expect_exact("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"); }
 TEST(Probe, ExactUnderJemalloc) { expect_exact("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"); }
+
+// The shell's slot passes to the program it exec's, which starts from zero (the shell's heap is gone).
+TEST(Probe, ExactAfterExec) { expect_exact("", true); }
 
 TEST(Probe, ExactUnderKmalloc) {
   const char* lib = getenv("AB_KMALLOC_LIB");
