@@ -215,6 +215,48 @@ def callgrind_instructions(pairs_exe, lib, n, size):
     raise RuntimeError("no instruction total in callgrind output")
 
 
+# ---- profile ----------------------------------------------------------------------------------------
+
+def profile(a, suite, allocs, libs):
+    """--profile WORKLOAD: callgrind of one workload at about a twentieth of its size, per allocator; prints
+    the total instructions and the top functions by their own instructions."""
+    w = {x.name: x for x in workloads(a.threads)}.get(a.profile)
+    if w is None:
+        sys.exit("bench: unknown workload %s for --profile" % a.profile)
+    if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
+        sys.exit("bench: --profile needs valgrind (scripts/bootstrap installs it)")
+    if not allocs:
+        sys.exit("bench: no allocator to profile (kmalloc is not built; pick others with --alloc)")
+    argv = w.command(suite, 0.05)
+    if w.program == "tiny-objects" and "tree" in w.args:
+        argv += ["--depth", "15"]  # its iteration count does not scale below one round; shrink the trees
+    os.makedirs(a.out, exist_ok=True)
+    for al in allocs:
+        out = os.path.join(a.out, "callgrind.%s.%s" % (a.profile, al))
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        if libs[al]:
+            env["LD_PRELOAD"] = libs[al]
+        print("bench: callgrind %s under %s ..." % (" ".join(os.path.basename(x) if i == 0 else x
+                                                            for i, x in enumerate(argv)), al), file=sys.stderr)
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        if p.returncode != 0:
+            print("bench: failed under %s: %s" % (al, (p.stderr.strip().splitlines() or ["?"])[-1]), file=sys.stderr)
+            continue
+        ann = subprocess.run(["callgrind_annotate", out], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+        lines = ann.splitlines()
+        total = next((ln for ln in lines if "PROGRAM TOTALS" in ln), "?")
+        start = next((i for i, ln in enumerate(lines) if ln.rstrip().endswith("file:function")), len(lines))
+        print("\n== %s under %s: %s" % (a.profile, al, total.strip()))
+        print((RESULT_RE.findall(p.stdout) or ["(no RESULT line)"])[-1])
+        for ln in lines[start + 2:start + 22]:
+            if ln.strip():
+                print("  " + ln.strip()[:150])
+        print("  (full profile: callgrind_annotate %s; or kcachegrind)" % out)
+    return 0
+
+
 # ---- main -----------------------------------------------------------------------------------------
 
 def main():
@@ -228,6 +270,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one run: about two minutes")
     ap.add_argument("--alloc", help="comma-separated allocators (default: all that are installed)")
     ap.add_argument("--timeout", type=int, default=180, help="seconds before one run is killed")
+    ap.add_argument("--profile", metavar="WORKLOAD",
+                    help="instead of benchmarking: run WORKLOAD (at --scale 0.05) under callgrind for each "
+                         "selected allocator (default: kmalloc) and print where the instructions go")
     a = ap.parse_args()
 
     runs = a.runs if a.runs else (1 if a.quick else 3)
@@ -252,6 +297,10 @@ def main():
         allocs.append(name)
         libs[name] = path
     have_mi = "mimalloc" in allocs
+
+    if a.profile:
+        chosen = set(a.alloc.split(",")) if a.alloc else {"kmalloc"}
+        return profile(a, suite, [x for x in allocs if x in chosen], libs)
 
     only = set(a.only.split(",")) if a.only else None
     wls = [w for w in workloads(a.threads) if only is None or w.name in only]
