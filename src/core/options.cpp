@@ -13,7 +13,7 @@ constexpr OptionInfo kTable[int(Opt::count)] = {
     {"KMALLOC_PURGE_DELAY_MS", 10, -1, 3600000,
      "give empty pages back to the OS after this many ms (0 = at once, -1 = never)"},
     {"KMALLOC_PURGE_THREAD", 1, 0, 1,
-     "purge from a background thread when the program goes quiet (0 = only on allocator calls)"},
+     "in threaded programs, purge from a background thread when the program goes quiet"},
     {"KMALLOC_LARGE_CACHE_MB", 64, 0, 65536,
      "keep up to this many MiB of freed large blocks for reuse (for at most the purge delay)"},
     {"KMALLOC_SECURE", KM_SECURE_DEFAULT, 0, 1,

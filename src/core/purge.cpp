@@ -1,6 +1,9 @@
 // purge.cpp — the purge pass and the background purger thread.
 //
-// The purger thread is started the first time dirty memory waits for its delay. It sleeps on a futex
+// The purger thread is started the first time dirty memory waits for its delay in a process that has
+// a second thread of its own: a single-threaded program never gets a thread it did not ask for
+// (unshare(CLONE_NEWUSER) and some sandboxes refuse multithreaded processes). There, purges run on
+// allocator calls, and at most kMaxDirtyUnthreaded bytes wait for their delay. The thread sleeps on a futex
 // while nothing is dirty, wakes when something is scheduled, and purges what has waited long enough.
 // It holds no lock while sleeping; a pass takes the segments lock, then each segment's lock in turn.
 #include "core/purge.h"
@@ -27,6 +30,7 @@ std::atomic<bool> g_sleeping{false};    // the purger waits on g_work with nothi
 std::atomic<int> g_thread_state{0};     // 0 none, 1 running, -1 could not start (purge inline)
 std::atomic<int64_t> g_last_pass{0};
 SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
+constexpr size_t kMaxDirtyUnthreaded = size_t(16) << 20;
 bool g_fork_took = false;
 
 void futex_wait(std::atomic<uint32_t>* w, uint32_t seen, const timespec* timeout) {
@@ -116,7 +120,7 @@ void purge_schedule() {
   if (delay < 0) return;   // never
   g_work.fetch_add(1, std::memory_order_seq_cst);
   int state = g_thread_state.load(std::memory_order_relaxed);
-  if (state == 0 && option(Opt::purge_thread)) {
+  if (state == 0 && option(Opt::purge_thread) && heap_count() >= 2) {
     start_thread();
     state = g_thread_state.load(std::memory_order_relaxed);
   }
@@ -124,11 +128,13 @@ void purge_schedule() {
     if (g_sleeping.load(std::memory_order_seq_cst)) futex_wake(&g_work);
     return;
   }
-  // No thread: purge on allocator calls, at most once per delay. Only try the pass lock: the caller
-  // may hold a lock that comes after it in the fork order.
+  // No thread: purge on allocator calls, at most once per delay, and everything at once when too much
+  // waits. Only try the pass lock: the caller may hold a lock that comes after it in the fork order.
   int64_t now = os::now_ms();
-  if (now - g_last_pass.load(std::memory_order_relaxed) >= delay && g_pass_lock.try_lock()) {
-    purge_pass(now - delay);
+  bool too_much = g_dirty_bytes.load(std::memory_order_relaxed) > kMaxDirtyUnthreaded;
+  if ((too_much || now - g_last_pass.load(std::memory_order_relaxed) >= delay) &&
+      g_pass_lock.try_lock()) {
+    purge_pass(too_much ? INT64_MAX : now - delay);
     g_pass_lock.unlock();
   }
 }

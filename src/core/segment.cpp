@@ -13,6 +13,7 @@ std::atomic<uint64_t> g_segment_map[kSegmentMapBits / 64];
 SpinLock g_segments_lock;
 Segment* g_segments = nullptr;
 std::atomic<size_t> g_segment_count{0};
+std::atomic<size_t> g_dirty_bytes{0};
 
 namespace {
 void map_set(Segment* s, bool on) {
@@ -58,6 +59,8 @@ void segment_destroy(Segment* s) {
     if (s->next) s->next->prev = s->prev;
   }
   map_set(s, false);
+  g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots)) << kSlotShift,
+                          std::memory_order_relaxed);
   g_segment_count.fetch_sub(1, std::memory_order_relaxed);
   stats_metadata_add(-long(sizeof(Segment)));
   os::unmap(s, kSegmentSize);
@@ -74,6 +77,8 @@ unsigned segment_take_slots(Segment* s, unsigned n, bool* zero) {
   unsigned first = unsigned(__builtin_ctzll(dirty_run ? dirty_run : run));
   uint64_t m = run_mask(first, n);
   *zero = (s->dirty_slots & m) == 0;
+  g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots & m)) << kSlotShift,
+                          std::memory_order_relaxed);
   s->free_slots &= ~m;
   s->dirty_slots &= ~m;
   return first;
@@ -94,6 +99,7 @@ void segment_give_slots(Segment* s, unsigned first, unsigned n) {
     s->dirty_slots |= m;
     for (unsigned i = first; i < first + n; ++i) s->dirty_ms[i] = now;
   }
+  g_dirty_bytes.fetch_add(size_t(n) << kSlotShift, std::memory_order_relaxed);
   purge_schedule();
 }
 
@@ -113,6 +119,7 @@ size_t segment_purge(Segment* s, int64_t cutoff_ms) {
     size_t len = size_t(end - first) << kSlotShift;
     if (os::purge(reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift), len)) {
       s->dirty_slots &= ~m;
+      g_dirty_bytes.fetch_sub(len, std::memory_order_relaxed);
       purged += len;
     }
     todo &= ~m;

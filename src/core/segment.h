@@ -108,6 +108,8 @@ size_t segment_purge(Segment* s, int64_t cutoff_ms);
 extern SpinLock g_segments_lock;
 extern Segment* g_segments;
 extern std::atomic<size_t> g_segment_count;
+// Bytes of free slots not yet purged, over all segments.
+extern std::atomic<size_t> g_dirty_bytes;
 
 }  // namespace km
 

@@ -160,7 +160,7 @@ TEST(Reallocarray, CatchesOverflowAndLeavesTheBlock) {
   void* failed = reallocarray(p, opaque(SIZE_MAX / 4), 8);
   EXPECT_EQ(failed, nullptr);
   EXPECT_EQ(errno, ENOMEM);
-  void* q = reallocarray(p, 10, 10);
+  void* q = reallocarray(opaque(p), 10, 10);   // p is intact after the failed call
   ASSERT_NE(q, nullptr);
   EXPECT_GE(malloc_usable_size(q), 100u);
   free(q);
