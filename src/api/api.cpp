@@ -122,7 +122,7 @@ KM_EXPORT void* km_aligned_alloc(size_t align, size_t size) {
 }
 
 KM_EXPORT void* km_memalign(size_t align, size_t size) {
-  if (align > km::kMaxRequest / 2 + 1) {
+  if (align > SIZE_MAX / 2 + 1) {   // glibc's bound; above PTRDIFF_MAX it fails with ENOMEM below
     errno = EINVAL;
     return nullptr;
   }

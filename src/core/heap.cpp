@@ -348,8 +348,9 @@ void free_slow(void* p, Segment* s, Page* page) {
   uint64_t idx = (off * page->recip) >> 40;
   if (idx * page->cell_size != off || idx >= page->carved)
     fatal_pointer("free", "invalid pointer (not the start of a block)", p);
-  if (page->flags & kPageSecure) secure_check_free(page, b);   // canary, before the tag is written
   if (b->tag == (page->key ^ reinterpret_cast<uintptr_t>(p))) fatal_pointer("free", "double free", p);
+  // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).
+  if (page->flags & kPageSecure) secure_check_free(page, b);
   Heap* owner = s->heap;
   if (owner == tl_heap) return owner_push(owner, page, b);
   // Another thread's cell: tag it free now (so a second free is caught), then hand it over.
