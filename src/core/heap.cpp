@@ -207,11 +207,56 @@ void segment_release_if_spare(Heap* h, Segment* s, bool keep_one) {
   segment_destroy(s);
 }
 
-// A page whose last cell came back: retire it, unless it is the only page of its lane (a loop that
-// allocates and frees one object must not retire and set up a page every time).
+// ---- retiring: an emptied page waits a little before it goes back to its segment
+
+void retiring_drop(Heap* h, unsigned i) {
+  Page* pg = h->retiring[i];
+  pg->retiring = 0;
+  h->retiring_slots -= pg->slots;
+  --h->retiring_count;
+  h->retiring[i] = h->retiring[h->retiring_count];
+  h->retiring_tick[i] = h->retiring_tick[h->retiring_count];
+}
+
+// Retire the waiting pages that are still empty and have waited long enough (all of them: force);
+// forget those that were used again.
+void retiring_sweep(Heap* h, bool force) {
+  for (unsigned i = 0; i < h->retiring_count;) {
+    Page* pg = h->retiring[i];
+    if (pg->used != 0) {
+      retiring_drop(h, i);
+    } else if (force || h->tick - h->retiring_tick[i] >= Heap::kRetireAfter) {
+      retiring_drop(h, i);
+      page_retire(h, pg);
+    } else {
+      ++i;
+    }
+  }
+}
+
+// A page whose last cell came back. The only page of its lane stays (a loop that allocates and frees
+// one object must not set up a page every time); others wait in `retiring` to be reused or retired.
 void page_emptied(Heap* h, Page* pg) {
-  bool only = !(pg->flags & kPageFull) && h->lane_page[pg->lane] == pg && pg->next == nullptr;
-  if (!only) page_retire(h, pg);
+  if (pg->flags & kPageFull) {   // off its lane list: it has cells again
+    pg->flags &= uint8_t(~kPageFull);
+    list_push_second(h, pg);
+  }
+  if (h->lane_page[pg->lane] == pg && pg->next == nullptr) return;
+  if (pg->retiring) return;
+  while (h->retiring_count > 0 && (h->retiring_count == Heap::kRetiringMax ||
+                                   h->retiring_slots + pg->slots > Heap::kRetiringSlots)) {
+    unsigned oldest = 0;   // make room: the longest-waiting page goes first (or is forgotten if used)
+    for (unsigned i = 1; i < h->retiring_count; ++i)
+      if (h->retiring_tick[i] < h->retiring_tick[oldest]) oldest = i;
+    Page* old = h->retiring[oldest];
+    retiring_drop(h, oldest);
+    if (old->used == 0) page_retire(h, old);
+  }
+  if (pg->slots > Heap::kRetiringSlots) return page_retire(h, pg);
+  pg->retiring = 1;
+  h->retiring_slots += pg->slots;
+  h->retiring_tick[h->retiring_count] = h->tick;
+  h->retiring[h->retiring_count++] = pg;
 }
 
 // Owner-side free of a cell that passed the checks (tag already written by the caller or not).
@@ -243,6 +288,7 @@ void collect_remote(Heap* h) {
 // A cell of `lane` (for a request of `size` bytes) from heap h: current page, next pages, new page.
 void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
   if (h->remote.load(std::memory_order_relaxed)) collect_remote(h);
+  if ((++h->tick & 15) == 0 && h->retiring_count) retiring_sweep(h, false);
   for (Page* pg = h->lane_page[lane];; pg = h->lane_page[lane]) {
     if (pg == &g_empty_page) {
       pg = page_new(h, lane);
@@ -339,7 +385,7 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   return p;
 }
 
-void page_free_slow(Heap* h, Page* page) { page_retire(h, page); }
+void page_free_slow(Heap* h, Page* page) { page_emptied(h, page); }
 
 void free_slow(void* p, Segment* s, Page* page) {
   auto* b = static_cast<Block*>(p);
@@ -370,6 +416,7 @@ void free_not_segment(void* p, const char* call) {
 
 void heap_collect(Heap* h, bool retire_current) {
   collect_remote(h);
+  retiring_sweep(h, true);
   for (unsigned lane = 1; lane < kLaneCount; ++lane) {
     Page* pg = h->lane_page[lane];
     while (pg != &g_empty_page && pg != nullptr) {

@@ -26,6 +26,15 @@ struct Heap {
   std::atomic<bool> abandoned{false}; // its thread has exited; it sits in the pool
   uint64_t rng = 0;                   // owner: page keys
   int tid = 0;                        // kernel id of the owning thread
+  // owner: pages emptied recently, still on their lane lists so that the next burst of allocations
+  // reuses them as they are (no set-up, no carving); retired when still empty kRetireAfter slow paths
+  // later, or the oldest first when more than kRetiringSlots slots wait.
+  static constexpr unsigned kRetiringMax = 16, kRetiringSlots = 32, kRetireAfter = 32;
+  Page* retiring[kRetiringMax] = {};
+  uint32_t retiring_tick[kRetiringMax] = {};
+  unsigned retiring_count = 0;
+  unsigned retiring_slots = 0;
+  uint32_t tick = 0;                  // owner: slow paths taken
 
   // A heap whose lanes all point at `empty` (an empty page): the state before set-up.
   constexpr explicit Heap(Page* empty) {
@@ -45,7 +54,7 @@ KM_NOINLINE void* heap_alloc_slow(size_t size, unsigned lane, bool zero);
 KM_NOINLINE void free_slow(void* p, Segment* s, Page* page);
 // Free of a pointer outside every segment: NULL, a large block, or not ours (fatal).
 KM_NOINLINE void free_not_segment(void* p, const char* call);
-// A local free emptied a page that is not its lane's only page: retire it.
+// A local free emptied a page that is not its lane's only page: retire it (soon, see Heap::retiring).
 KM_NOINLINE void page_free_slow(Heap* h, Page* page);
 // Retire the calling thread's empty pages, collect its remote frees (malloc_trim, thread exit).
 void heap_collect(Heap* h, bool retire_current);

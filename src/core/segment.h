@@ -44,7 +44,8 @@ struct Page {
   uint8_t zero_init;      // the slots were fresh or purged when the page was set up
   uint8_t free_is_fresh;  // `free` holds only never-used cells of a zero_init page (calloc skips memset)
   uint8_t flags;          // kPageFull | kPageSecure: any bit set sends free() to the slow path
-  uint8_t pad_[3];
+  uint8_t retiring;       // owner: listed in its heap's `retiring` (empty, kept for reuse a while)
+  uint8_t pad_[2];
   Page* next;             // owner: lane list
   Page* prev;
 };
