@@ -31,6 +31,7 @@ struct CacheSlot {
   int64_t freed_ms;
 };
 constexpr int kCacheSlots = 32;
+constexpr size_t kSplitMin = 64 << 10;   // a cached tail smaller than this is handed out with the head
 
 SpinLock g_large_lock;
 Entry* g_table = nullptr;   // capacity g_cap (a power of two), or nullptr before the first block
@@ -99,15 +100,19 @@ void erase(Entry* e) {
   ++g_dead;
 }
 
-// A cached mapping of at least `need` bytes and not much more (guarded by g_large_lock).
-CacheSlot* cache_find(size_t need, bool guard) {
-  CacheSlot* best = nullptr;
+// The cached mapping to reuse for `need` bytes: the smallest that is large enough, else the largest
+// (it is grown with mremap, which keeps its pages). Guarded blocks only fit exactly enough, since
+// their guard page must stay right after the end. Guarded by g_large_lock.
+CacheSlot* cache_pick(size_t need, bool guard) {
+  CacheSlot *fit = nullptr, *largest = nullptr;
   for (auto& c : g_cache) {
-    if (!c.addr || (c.size & ~kGuardFlag) < need || bool(c.size & kGuardFlag) != guard) continue;
-    if ((c.size & ~kGuardFlag) > need + need / 4 + (64 << 10)) continue;
-    if (!best || c.size < best->size) best = &c;
+    if (!c.addr || bool(c.size & kGuardFlag) != guard) continue;
+    size_t have = c.size & ~kGuardFlag;
+    if (have >= need && (!fit || have < (fit->size & ~kGuardFlag))) fit = &c;
+    if (!largest || have > (largest->size & ~kGuardFlag)) largest = &c;
   }
-  return best;
+  if (guard) return fit && (fit->size & ~kGuardFlag) <= need + need / 4 + (64 << 10) ? fit : nullptr;
+  return fit ? fit : largest;
 }
 
 void unmap_block(uintptr_t addr, size_t size) { os::unmap(reinterpret_cast<void*>(addr), map_len(size)); }
@@ -119,19 +124,52 @@ void* large_alloc(size_t size, size_t align, bool zero) {
   if (need < size || need > (size_t(1) << 47)) return nullptr;   // overflow, or more than the address space
   bool guard = secure_enabled();
   if (align <= os::kPageSize) {
-    LockGuard g(g_large_lock);
-    if (CacheSlot* c = cache_find(need, guard)) {
-      if (reserve_one()) {
-        uintptr_t addr = c->addr;
-        size_t sz = c->size;
-        c->addr = 0;
-        g_cached -= map_len(sz);
-        stats_large_cached_add(-long(map_len(sz)));
-        insert(addr, sz);
-        stats_large_add(long(sz & ~kGuardFlag));
-        if (zero) std::memset(reinterpret_cast<void*>(addr), 0, sz & ~kGuardFlag);
+    // Reuse a cached mapping: its pages are resident already, so no page faults.
+    uintptr_t addr = 0;
+    size_t sz = 0;
+    {
+      LockGuard g(g_large_lock);
+      if (CacheSlot* c = cache_pick(need, guard)) {
+        addr = c->addr, sz = c->size;
+        size_t have = sz & ~kGuardFlag;
+        if (!guard && have >= need + kSplitMin) {
+          // Split: the head serves the request, the resident tail stays cached. No system call.
+          c->addr = addr + need;
+          c->size = have - need;
+          sz = need;
+          g_cached -= need;
+          stats_large_cached_add(-long(need));
+        } else {
+          c->addr = 0;
+          g_cached -= map_len(sz);
+          stats_large_cached_add(-long(map_len(sz)));
+        }
+      }
+    }
+    if (addr) {
+      size_t have = sz & ~kGuardFlag;
+      if (!guard && have < need) {   // grow, keeping the resident pages (mremap may move the tables)
+        if (void* q = os::remap(reinterpret_cast<void*>(addr), have, need)) {
+          addr = reinterpret_cast<uintptr_t>(q);
+          sz = need;
+        } else if (have < need) {
+          unmap_block(addr, sz);
+          addr = 0;
+        }
+      }
+      bool ok = false;
+      if (addr) {
+        LockGuard g(g_large_lock);
+        ok = insert(addr, sz);
+      }
+      if (ok) {
+        size_t usable = sz & ~kGuardFlag;
+        stats_large_add(long(usable));
+        // Only the old part can hold old data: what mremap added is fresh, zero memory.
+        if (zero) std::memset(reinterpret_cast<void*>(addr), 0, have < usable ? have : usable);
         return reinterpret_cast<void*>(addr);
       }
+      if (addr) unmap_block(addr, sz);
     }
   }
   size_t len = need + (guard ? os::kPageSize : 0);
