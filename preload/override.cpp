@@ -13,11 +13,7 @@
 
 extern "C" {
 
-KM_EXPORT void* malloc(size_t size) {
-  void* p = km::alloc(size);
-  if (KM_UNLIKELY(!p)) errno = ENOMEM;
-  return p;
-}
+KM_EXPORT void* malloc(size_t size) { return km::alloc(size); }
 KM_EXPORT void free(void* p) { km::release(p); }
 KM_EXPORT void* calloc(size_t n, size_t size) { return km_calloc(n, size); }
 KM_EXPORT void* realloc(void* p, size_t size) { return km_realloc(p, size); }

@@ -1,7 +1,7 @@
 // alloc.h — the allocation entry points with POSIX/glibc semantics, shared by the km_* C API and the
-// malloc/new override. Each returns nullptr on failure WITHOUT setting errno; the caller applies its
-// failure policy (errno = ENOMEM for C, new_handler + std::bad_alloc for C++) — so one fast path
-// serves both with no runtime branch on the policy.
+// malloc/new override. Each returns nullptr on failure; alloc() also sets errno = ENOMEM (in its slow
+// path, so that malloc is a tail call). The caller applies the rest of its failure policy (C++ new:
+// the new_handler, then std::bad_alloc), so one fast path serves both.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,11 +16,13 @@ namespace km {
 
 constexpr size_t kMaxRequest = size_t(PTRDIFF_MAX);
 
-// malloc: a lane pop, or the slow path (new page, large block).
+// Sizes above 1 KiB: the other lanes and large blocks; nullptr with errno = ENOMEM on failure.
+KM_NOINLINE void* alloc_big(size_t size);
+
+// malloc: up to 1 KiB a table lookup and a lane pop; else, or when the lane's page is empty, a call.
 KM_INLINE void* alloc(size_t size) {
-  if (KM_LIKELY(size <= kLargestLane)) return lane_alloc(size, lane_of(size));
-  if (size > kMaxRequest) return nullptr;
-  return large_alloc(size, 0, false);
+  if (KM_LIKELY(size <= 1024)) return lane_alloc(size, kLanes.small_lane[(size + 15) >> 4]);
+  return alloc_big(size);
 }
 
 // calloc: overflow-checked, zeroed (fresh cells and fresh mappings are not written again).

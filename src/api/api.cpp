@@ -10,6 +10,13 @@
 
 namespace km {
 
+void* alloc_big(size_t size) {
+  if (KM_LIKELY(size <= kLargestLane)) return lane_alloc(size, lane_of_formula(size));
+  void* p = size <= kMaxRequest ? large_alloc(size, 0, false) : nullptr;
+  if (!p) errno = ENOMEM;
+  return p;
+}
+
 size_t usable_size(const void* p, const char* call) {
   if (!p) return 0;
   Segment* s = segment_of(p);
@@ -76,10 +83,7 @@ inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
 
 extern "C" {
 
-KM_EXPORT void* km_malloc(size_t size) {
-  void* p = km::alloc(size);
-  return KM_LIKELY(p) ? p : enomem();
-}
+KM_EXPORT void* km_malloc(size_t size) { return km::alloc(size); }
 
 KM_EXPORT void* km_calloc(size_t count, size_t size) {
   void* p = km::alloc_zero(count, size);

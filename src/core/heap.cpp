@@ -2,6 +2,7 @@
 // empty pages going back to their segment, thread exit (the heap goes to a pool) and fork.
 #include "core/heap.h"
 
+#include <cerrno>
 #include <cstring>
 #include <new>
 #include <pthread.h>
@@ -78,16 +79,12 @@ void list_remove(Heap* h, Page* page) {
 
 // ============================================================================ pages
 
-uint64_t next_random(Heap* h) {   // xorshift64*: page keys need to be unguessable, not perfect
-  uint64_t x = h->rng;
-  x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
-  h->rng = x;
-  return x * 0x2545F4914F6CDD1Dull;
-}
-
 void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
   unsigned n = slots_for_lane(lane);
-  for (unsigned i = first; i < first + n; ++i) s->slot_page[i] = uint8_t(first);
+  for (unsigned i = first; i < first + n; ++i) {
+    s->slot_page[i] = uint8_t(first);
+    s->slot_off[i] = uint16_t(reinterpret_cast<char*>(&s->pages[first]) - reinterpret_cast<char*>(s));
+  }
   Page* pg = &s->pages[first];
   size_t cell = lane_size(lane);
   *pg = Page{};
@@ -96,12 +93,12 @@ void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
   pg->recip = ((uint64_t(1) << 40) + cell - 1) / cell;
   size_t bytes = size_t(n) << kSlotShift;
   pg->capacity = uint32_t((secure_enabled() ? secure_page_bytes(bytes) : bytes) / cell);
-  pg->key = next_random(h) | 1;   // never 0: a zeroed cell must not look free
+  pg->owner = reinterpret_cast<uintptr_t>(h);
   pg->lane = uint8_t(lane);
   pg->slots = uint8_t(n);
   pg->zero_init = zero;
   if (secure_enabled()) {
-    pg->flags = kPageSecure;
+    pg->owner |= kPageSecure;
     secure_page_setup(pg, bytes);
   }
   stats_page_add(lane, long(pg->capacity) * long(cell));
@@ -139,7 +136,7 @@ void page_carve(Page* pg) {
   for (uint32_t i = n; i-- > 0;) {   // back to front, so the list runs in address order
     auto* b = reinterpret_cast<Block*>(first + size_t(i) * pg->cell_size);
     b->next = prev;
-    b->tag = pg->key ^ reinterpret_cast<uintptr_t>(b);
+    b->tag = free_tag(pg, b);
     prev = b;
   }
   pg->free = prev;
@@ -180,11 +177,11 @@ void segment_release_if_spare(Heap* h, Segment* s, bool keep_one);
 // A page with no cell in use goes back to its segment's free slots.
 void page_retire(Heap* h, Page* pg) {
   KM_CHECK_PAGE(pg);
-  if (!(pg->flags & kPageFull)) list_remove(h, pg);
+  if (!page_has(pg, kPageFull)) list_remove(h, pg);
   Segment* s = segment_of(pg->start);
   unsigned first = unsigned((pg->start - reinterpret_cast<char*>(s)) >> kSlotShift);
   unsigned n = pg->slots;
-  if (pg->flags & kPageSecure) secure_page_teardown(pg, size_t(n) << kSlotShift);
+  if (page_has(pg, kPageSecure)) secure_page_teardown(pg, size_t(n) << kSlotShift);
   stats_page_add(pg->lane, -long(pg->capacity) * long(pg->cell_size));
   *pg = Page{};
   segment_give_slots(s, first, n);
@@ -237,8 +234,8 @@ void retiring_sweep(Heap* h, bool force) {
 // A page whose last cell came back. The only page of its lane stays (a loop that allocates and frees
 // one object must not set up a page every time); others wait in `retiring` to be reused or retired.
 void page_emptied(Heap* h, Page* pg) {
-  if (pg->flags & kPageFull) {   // off its lane list: it has cells again
-    pg->flags &= uint8_t(~kPageFull);
+  if (page_has(pg, kPageFull)) {   // off its lane list: it has cells again
+    pg->owner &= ~kPageFull;
     list_push_second(h, pg);
   }
   if (h->lane_page[pg->lane] == pg && pg->next == nullptr) return;
@@ -261,15 +258,15 @@ void page_emptied(Heap* h, Page* pg) {
 
 // Owner-side free of a cell that passed the checks (tag already written by the caller or not).
 void owner_push(Heap* h, Page* pg, Block* b) {
-  if (pg->flags & kPageSecure) secure_push(pg, b);
+  if (page_has(pg, kPageSecure)) secure_push(pg, b);
   else {
     b->next = pg->local_free;
-    b->tag = pg->key ^ reinterpret_cast<uintptr_t>(b);
+    b->tag = free_tag(pg, b);
     pg->local_free = b;
   }
   if (--pg->used == 0) return page_emptied(h, pg);
-  if (pg->flags & kPageFull) {   // it has a free cell again: back on its lane list
-    pg->flags &= uint8_t(~kPageFull);
+  if (page_has(pg, kPageFull)) {   // it has a free cell again: back on its lane list
+    pg->owner &= ~kPageFull;
     list_push_second(h, pg);
   }
 }
@@ -296,13 +293,13 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
       list_push_front(h, pg);
     }
     KM_CHECK_PAGE(pg);
-    if (pg->flags & kPageSecure) {
+    if (page_has(pg, kPageSecure)) {
       if (secure_has_cell(pg)) return secure_pop(pg, zero, size);
     } else if (page_refill(pg)) {
       return page_pop(pg, zero);
     }
     list_remove(h, pg);   // exhausted: off the list until a cell comes back
-    pg->flags |= kPageFull;
+    pg->owner |= kPageFull;
   }
 }
 
@@ -310,7 +307,6 @@ Heap* heap_new() {
   void* mem = meta_alloc(sizeof(Heap));
   if (!mem) return nullptr;
   Heap* h = new (mem) Heap(&g_empty_page);
-  h->rng = os::random_u64() | 1;
   Heap* head = g_all_heaps.load(std::memory_order_relaxed);
   do h->all_next = head;
   while (!g_all_heaps.compare_exchange_weak(head, h, std::memory_order_release,
@@ -365,7 +361,8 @@ void thread_exit(void* arg) {
 
 // ============================================================================ slow paths
 
-void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
+namespace {
+void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
   if (KM_UNLIKELY(secure_enabled())) {
     lane = secure_lane(size, lane);
     if (lane == 0) return large_alloc(size, 0, zero);
@@ -384,24 +381,31 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   stats_peak_update();
   return p;
 }
+}  // namespace
+
+void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
+  void* p = alloc_slow_unchecked(size, lane, zero);
+  if (KM_UNLIKELY(!p)) errno = ENOMEM;
+  return p;
+}
 
 void page_free_slow(Heap* h, Page* page) { page_emptied(h, page); }
 
-void free_slow(void* p, Segment* s, Page* page) {
+void free_slow(void* p, Page* page) {
   auto* b = static_cast<Block*>(p);
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
   if (page->cell_size == 0) fatal_pointer("free", "invalid pointer", p);
   uint64_t idx = (off * page->recip) >> 40;
   if (idx * page->cell_size != off || idx >= page->carved)
     fatal_pointer("free", "invalid pointer (not the start of a block)", p);
-  if (b->tag == (page->key ^ reinterpret_cast<uintptr_t>(p))) fatal_pointer("free", "double free", p);
+  if (b->tag == free_tag(page, p)) fatal_pointer("free", "double free", p);
   // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).
-  if (page->flags & kPageSecure) secure_check_free(page, b);
-  Heap* owner = s->heap;
+  if (page_has(page, kPageSecure)) secure_check_free(page, b);
+  Heap* owner = page_heap(page);
   if (owner == tl_heap) return owner_push(owner, page, b);
   // Another thread's cell: tag it free now (so a second free is caught), then hand it over.
-  if (page->flags & kPageSecure) secure_scrub(page, b);
-  b->tag = page->key ^ reinterpret_cast<uintptr_t>(p);
+  if (page_has(page, kPageSecure)) secure_scrub(page, b);
+  b->tag = free_tag(page, p);
   Block* head = owner->remote.load(std::memory_order_relaxed);
   do b->next = head;
   while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
@@ -471,6 +475,6 @@ namespace km {
 size_t cell_usable_size(const void* p) {
   if (!cell_is_live(p)) return 0;
   Page* pg = page_of(segment_of(p), p);
-  return (pg->flags & kPageSecure) ? secure_usable_size(pg, p) : pg->cell_size;
+  return page_has(pg, kPageSecure) ? secure_usable_size(pg, p) : pg->cell_size;
 }
 }  // namespace km

@@ -24,7 +24,6 @@ struct Heap {
   Heap* all_next = nullptr;           // global list of heaps (never shrinks; heaps are reused)
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
   std::atomic<bool> abandoned{false}; // its thread has exited; it sits in the pool
-  uint64_t rng = 0;                   // owner: page keys
   int tid = 0;                        // kernel id of the owning thread
   // owner: pages emptied recently, still on their lane lists so that the next burst of allocations
   // reuses them as they are (no set-up, no carving); retired when still empty kRetireAfter slow paths
@@ -48,10 +47,11 @@ extern Heap g_dead_heap;
 extern constinit thread_local Heap* tl_heap;   // constinit: no TLS wrapper call
 
 // ---- slow paths (heap.cpp); each may return nullptr (the caller sets errno / throws)
-// `size` is the request (<= lane_size(lane)); zero: the cell must read as zeros.
+// `size` is the request (<= lane_size(lane)); zero: the cell must read as zeros. Sets errno = ENOMEM
+// when it returns nullptr.
 KM_NOINLINE void* heap_alloc_slow(size_t size, unsigned lane, bool zero);
 // A cell that failed the fast free checks (invalid, interior, double) or belongs to another heap.
-KM_NOINLINE void free_slow(void* p, Segment* s, Page* page);
+KM_NOINLINE void free_slow(void* p, Page* page);
 // Free of a pointer outside every segment: NULL, a large block, or not ours (fatal).
 KM_NOINLINE void free_not_segment(void* p, const char* call);
 // A local free emptied a page that is not its lane's only page: retire it (soon, see Heap::retiring).
@@ -97,11 +97,12 @@ KM_INLINE void cell_free(void* p) {
   auto* b = static_cast<Block*>(p);
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
   uint64_t idx = (off * page->recip) >> 40;
-  uintptr_t tag = page->key ^ reinterpret_cast<uintptr_t>(p);
+  uintptr_t tag = free_tag(page, p);
   Heap* h = tl_heap;
+  // Not a cell start, never handed out, already free, another thread's page, or a flagged page.
   if (KM_UNLIKELY(idx * page->cell_size != off || idx >= page->carved || b->tag == tag ||
-                  s->heap != h || page->flags != 0))
-    return free_slow(p, s, page);
+                  page->owner != reinterpret_cast<uintptr_t>(h)))
+    return free_slow(p, page);
   b->next = page->local_free;
   b->tag = tag;
   page->local_free = b;

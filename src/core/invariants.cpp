@@ -18,7 +18,7 @@ uint32_t walk(const Page* pg, const Block* b) {
     uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(pg->start);
     if (off % pg->cell_size != 0 || off / pg->cell_size >= pg->carved)
       broken("a free list holds a pointer that is not a carved cell of its page", b);
-    if (b->tag != (pg->key ^ reinterpret_cast<uintptr_t>(b)))
+    if (b->tag != free_tag(pg, b))
       broken("a cell on a free list lacks the free tag (written after free?)", b);
     if (++n > pg->carved) broken("a free list is longer than the page (a cycle)", pg);
   }
@@ -32,7 +32,7 @@ void check_page(const Page* pg) {
   if (pg->used > pg->carved || pg->carved > pg->capacity) broken("page counts out of order", pg);
   if (size_t(pg->capacity) * pg->cell_size > (size_t(pg->slots) << kSlotShift))
     broken("page capacity exceeds its slots", pg);
-  if (pg->flags & kPageSecure) return;   // encoded lists: checked as they are popped
+  if (page_has(pg, kPageSecure)) return;   // encoded lists: checked as they are popped
   // Every carved cell is handed out (counted in used, remote frees included) or on one list.
   if (walk(pg, pg->free) + walk(pg, pg->local_free) + pg->used != pg->carved)
     broken("free + local_free + used != carved", pg);
@@ -46,6 +46,8 @@ void check_segment(const Segment* s) {
     const Page* pg = &s->pages[s->slot_page[i]];
     unsigned first = s->slot_page[i];
     if (pg->cell_size == 0 || i >= first + pg->slots) broken("a used slot maps to no page", s);
+    if (reinterpret_cast<const char*>(s) + s->slot_off[i] != reinterpret_cast<const char*>(pg))
+      broken("slot_off and slot_page disagree", s);
     check_page(pg);
   }
 }

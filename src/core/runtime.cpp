@@ -15,6 +15,7 @@
 #include "core/options.h"
 #include "core/purge.h"
 #include "core/secure.h"
+#include "core/segment.h"
 #include "core/stats.h"
 #include "platform/os.h"
 
@@ -51,6 +52,7 @@ void runtime_init() {
   if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
     options_init();
     secure_init();
+    g_page_secret = os::random_u64();   // free tags: unguessable, so no user data matches one
     g_init_state.store(2, std::memory_order_release);
     if (option(Opt::verbose)) options_print();
     if (option(Opt::stats)) os::keep_stderr();

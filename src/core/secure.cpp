@@ -17,11 +17,11 @@ constexpr uint64_t kMix = 0x9E3779B97F4A7C15ull;
 
 uintptr_t encode(const Page* pg, const Block* b, const Block* next) {
   uintptr_t self = reinterpret_cast<uintptr_t>(b);
-  return reinterpret_cast<uintptr_t>(next) ^ pg->key ^ ((self << 17) | (self >> 47));
+  return reinterpret_cast<uintptr_t>(next) ^ page_key(pg) ^ ((self << 17) | (self >> 47));
 }
 Block* decode(const Page* pg, const Block* b) {
   uintptr_t self = reinterpret_cast<uintptr_t>(b);
-  return reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(b->next) ^ pg->key ^
+  return reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(b->next) ^ page_key(pg) ^
                                   ((self << 17) | (self >> 47)));
 }
 bool is_cell(const Page* pg, const void* p) {
@@ -29,11 +29,11 @@ bool is_cell(const Page* pg, const void* p) {
   uint64_t idx = (off * pg->recip) >> 40;
   return idx * pg->cell_size == off && idx < pg->carved;
 }
-uint64_t tail_mix(const Page* pg, const void* p) { return (pg->key * kMix) ^ reinterpret_cast<uintptr_t>(p); }
+uint64_t tail_mix(const Page* pg, const void* p) { return (page_key(pg) * kMix) ^ reinterpret_cast<uintptr_t>(p); }
 uint64_t* tail_of(const Page* pg, void* p) {
   return reinterpret_cast<uint64_t*>(static_cast<char*>(p) + pg->cell_size - kSecureTail);
 }
-unsigned char pattern(const Page* pg) { return static_cast<unsigned char>((pg->key >> 8) | 0x81); }
+unsigned char pattern(const Page* pg) { return static_cast<unsigned char>((page_key(pg) >> 8) | 0x81); }
 }  // namespace
 
 void secure_init() { g_secure = option(Opt::secure) != 0; }
@@ -78,7 +78,7 @@ void secure_carve(Page* pg, char* first, uint32_t n) {
   for (uint32_t i = 0; i < n; ++i) {
     auto* b = reinterpret_cast<Block*>(first + size_t(order[i]) * pg->cell_size);
     b->next = reinterpret_cast<Block*>(encode(pg, b, pg->local_free));
-    b->tag = pg->key ^ reinterpret_cast<uintptr_t>(b);
+    b->tag = free_tag(pg, b);
     pg->local_free = b;
   }
 }
@@ -130,7 +130,7 @@ void secure_scrub(Page* pg, Block* b) { secure_zero(b, pg->cell_size); }
 void secure_push(Page* pg, Block* b) {
   secure_zero(b, pg->cell_size);
   b->next = reinterpret_cast<Block*>(encode(pg, b, pg->local_free));
-  b->tag = pg->key ^ reinterpret_cast<uintptr_t>(b);
+  b->tag = free_tag(pg, b);
   pg->local_free = b;
 }
 

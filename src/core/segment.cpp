@@ -1,6 +1,8 @@
 // segment.cpp — mapping segments, handing out runs of slots, purging the free ones.
 #include "core/segment.h"
 
+#include <cstddef>
+
 #include "core/heap.h"
 #include "core/options.h"
 #include "core/purge.h"
@@ -9,18 +11,17 @@
 
 namespace km {
 
-std::atomic<uint64_t> g_segment_map[kSegmentMapBits / 64];
+std::atomic<uint8_t> g_segment_map[kSegmentMapEntries];
 SpinLock g_segments_lock;
 Segment* g_segments = nullptr;
 std::atomic<size_t> g_segment_count{0};
 std::atomic<size_t> g_dirty_bytes{0};
+uint64_t g_page_secret = 0x5DEECE66Dull;   // replaced by random bits at start-up (runtime.cpp)
 
 namespace {
 void map_set(Segment* s, bool on) {
   uintptr_t i = reinterpret_cast<uintptr_t>(s) >> kSegmentShift;
-  uint64_t bit = uint64_t(1) << (i & 63);
-  if (on) g_segment_map[i >> 6].fetch_or(bit, std::memory_order_release);
-  else g_segment_map[i >> 6].fetch_and(~bit, std::memory_order_release);
+  g_segment_map[i].store(on ? 1 : 0, std::memory_order_release);
 }
 
 // A mask of `n` consecutive slots starting at `first`.
@@ -35,7 +36,10 @@ Segment* segment_create(Heap* owner) {
   // Fresh mmap memory is zero: only the non-zero fields need writing.
   s->heap = owner;
   s->free_slots = kAllSlotsFree;
-  if (reinterpret_cast<uintptr_t>(s) >> kSegmentShift >= kSegmentMapBits) {
+  // Until a page takes it, every slot maps to pages[0] (slot 0 is the header, so that Page stays
+  // zeroed): free() of a pointer into an unused slot then meets cell_size 0 and is reported.
+  for (auto& off : s->slot_off) off = uint16_t(offsetof(Segment, pages));
+  if (reinterpret_cast<uintptr_t>(s) >> kSegmentShift >= kSegmentMapEntries) {
     os::unmap(s, kSegmentSize);   // above the 47-bit space the map covers: never ours
     return nullptr;
   }
@@ -136,7 +140,7 @@ bool cell_is_live(const void* p) {
   uint64_t idx = (off * page->recip) >> 40;
   if (idx * page->cell_size != off || idx >= page->carved) return false;
   auto* b = static_cast<const Block*>(p);
-  return b->tag != (page->key ^ reinterpret_cast<uintptr_t>(p));
+  return b->tag != free_tag(page, p);
 }
 
 }  // namespace km

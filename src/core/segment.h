@@ -33,7 +33,8 @@ struct Page {
   Block* free;            // owner: cells to hand out, popped by malloc
   Block* local_free;      // owner: cells freed by the owner since the last refill
   char* start;            // first cell (the page's first slot)
-  uint64_t key;           // free-tag secret of this page
+  uintptr_t owner;        // owning Heap* | kPageFull | kPageSecure: free() tests "my plain page" in
+                          // one compare against the calling thread's heap
   uint64_t recip;         // ceil(2^40 / cell_size): cell index = (offset * recip) >> 40, no division
   uint32_t cell_size;     // 0 for a free slot
   uint32_t used;          // owner: cells handed out (including those freed remotely, not collected)
@@ -43,14 +44,26 @@ struct Page {
   uint8_t slots;          // slots spanned
   uint8_t zero_init;      // the slots were fresh or purged when the page was set up
   uint8_t free_is_fresh;  // `free` holds only never-used cells of a zero_init page (calloc skips memset)
-  uint8_t flags;          // kPageFull | kPageSecure: any bit set sends free() to the slow path
   uint8_t retiring;       // owner: listed in its heap's `retiring` (empty, kept for reuse a while)
-  uint8_t pad_[2];
+  uint8_t pad_[3];
   Page* next;             // owner: lane list
   Page* prev;
 };
-constexpr uint8_t kPageFull = 1;     // off its lane list: it had no free cell at the last look
-constexpr uint8_t kPageSecure = 2;   // KMALLOC_SECURE: cells go through the checked slow paths only
+// Flag bits in Page::owner (heaps are 64-byte aligned, so the low bits are free).
+constexpr uintptr_t kPageFull = 1;     // off its lane list: it had no free cell at the last look
+constexpr uintptr_t kPageSecure = 2;   // KMALLOC_SECURE: cells go through the checked slow paths only
+constexpr uintptr_t kPageFlags = kPageFull | kPageSecure;
+KM_INLINE bool page_has(const Page* pg, uintptr_t flag) { return (pg->owner & flag) != 0; }
+KM_INLINE Heap* page_heap(const Page* pg) { return reinterpret_cast<Heap*>(pg->owner & ~kPageFlags); }
+
+// Free tags and secure encodings use a per-page key: a process secret mixed with the page's address.
+extern uint64_t g_page_secret;
+KM_INLINE uint64_t page_key(const Page* pg) {
+  return g_page_secret ^ reinterpret_cast<uintptr_t>(pg->start);
+}
+KM_INLINE uintptr_t free_tag(const Page* pg, const void* cell) {
+  return page_key(pg) ^ reinterpret_cast<uintptr_t>(cell);
+}
 
 // Segment header, at the start of slot 0.
 // Invariants: `heap` never changes (heaps are reused whole after thread exit, never split).
@@ -66,6 +79,7 @@ struct Segment {
   uint64_t dirty_slots;            // bit i: free slot i holds memory not yet purged
   int64_t dirty_ms[kSlotsPerSegment];   // when each dirty slot was freed
   uint8_t slot_page[kSlotsPerSegment];  // slot -> index of the first slot of its page
+  uint16_t slot_off[kSlotsPerSegment];  // slot -> byte offset of its Page from the segment (free())
   Page pages[kSlotsPerSegment];    // indexed by first slot
 };
 static_assert(sizeof(Segment) <= kSlotSize, "the header fits in slot 0");
@@ -76,18 +90,19 @@ KM_INLINE Segment* segment_of(const void* p) {
 }
 KM_INLINE Page* page_of(Segment* s, const void* p) {
   unsigned slot = unsigned((reinterpret_cast<uintptr_t>(p) >> kSlotShift) & (kSlotsPerSegment - 1));
-  return &s->pages[s->slot_page[slot]];
+  return reinterpret_cast<Page*>(reinterpret_cast<char*>(s) + s->slot_off[slot]);
 }
 
-// ---- the segment map: one bit per 4 MiB of the 47-bit user address space (4 MiB of .bss, touched
-// only where segments live). Set before a segment is used, cleared before it is unmapped.
-constexpr size_t kSegmentMapBits = size_t(1) << (47 - kSegmentShift);
-extern std::atomic<uint64_t> g_segment_map[kSegmentMapBits / 64];
+// ---- the segment map: one byte per 4 MiB of the 47-bit user address space (32 MiB of .bss address
+// space, of which only the pages where segments live are ever touched: a byte test is one instruction
+// on free's fast path). Set before a segment is used, cleared before it is unmapped.
+constexpr size_t kSegmentMapEntries = size_t(1) << (47 - kSegmentShift);
+extern std::atomic<uint8_t> g_segment_map[kSegmentMapEntries];
 
 KM_INLINE bool is_segment(const Segment* s) {
   uintptr_t i = reinterpret_cast<uintptr_t>(s) >> kSegmentShift;
-  if (KM_UNLIKELY(i >= kSegmentMapBits)) return false;
-  return (g_segment_map[i >> 6].load(std::memory_order_relaxed) >> (i & 63)) & 1;
+  if (KM_UNLIKELY(i >= kSegmentMapEntries)) return false;
+  return g_segment_map[i].load(std::memory_order_relaxed) != 0;
 }
 
 // Is p a cell of one of our pages that is currently handed out? Never crashes on foreign pointers.

@@ -341,6 +341,17 @@ TEST(MisuseDeathTest, PointerKmallocNeverGaveOut) {
       "invalid pointer");
 }
 
+TEST(MisuseDeathTest, PointerIntoAnUnusedPartOfASegment) {
+  EXPECT_DEATH(
+      {
+        char* p = static_cast<char*>(malloc(opaque(16)));
+        // The last 64 KiB slot of p's 4 MiB segment: no page there in a fresh process.
+        uintptr_t seg = reinterpret_cast<uintptr_t>(p) & ~((uintptr_t(1) << 22) - 1);
+        free(opaque(reinterpret_cast<char*>(seg + (uintptr_t(63) << 16) + 64)));
+      },
+      "kmalloc: free\\(\\): invalid pointer 0x");
+}
+
 TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
   EXPECT_DEATH(
       {
