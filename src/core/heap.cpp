@@ -412,6 +412,17 @@ void free_slow(void* p, Page* page) {
                                               std::memory_order_relaxed));
 }
 
+void free_other(Block* b, Page* page, uintptr_t tag) {
+  if (page_has(page, kPageSecure)) return free_slow(b, page);   // canary check, scrub, encoding
+  Heap* owner = page_heap(page);
+  if (owner == tl_heap) return owner_push(owner, page, b);     // our full page
+  b->tag = tag;   // free from now on, so a second free is caught
+  Block* head = owner->remote.load(std::memory_order_relaxed);
+  do b->next = head;
+  while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
+                                              std::memory_order_relaxed));
+}
+
 void free_not_segment(void* p, const char* call) {
   if (p == nullptr) return;
   if (large_free(p)) return;

@@ -52,6 +52,8 @@ extern constinit thread_local Heap* tl_heap;   // constinit: no TLS wrapper call
 KM_NOINLINE void* heap_alloc_slow(size_t size, unsigned lane, bool zero);
 // A cell that failed the fast free checks (invalid, interior, double) or belongs to another heap.
 KM_NOINLINE void free_slow(void* p, Page* page);
+// A valid cell (checks passed, tag computed) whose page is not a plain page of the calling thread.
+KM_NOINLINE void free_other(Block* b, Page* page, uintptr_t tag);
 // Free of a pointer outside every segment: NULL, a large block, or not ours (fatal).
 KM_NOINLINE void free_not_segment(void* p, const char* call);
 // A local free emptied a page that is not its lane's only page: retire it (soon, see Heap::retiring).
@@ -99,10 +101,11 @@ KM_INLINE void cell_free(void* p) {
   uint64_t idx = (off * page->recip) >> 40;
   uintptr_t tag = free_tag(page, p);
   Heap* h = tl_heap;
-  // Not a cell start, never handed out, already free, another thread's page, or a flagged page.
-  if (KM_UNLIKELY(idx * page->cell_size != off || idx >= page->carved || b->tag == tag ||
-                  page->owner != reinterpret_cast<uintptr_t>(h)))
+  // Not a cell start, never handed out, or already free: the slow path says which, and stops.
+  if (KM_UNLIKELY(idx * page->cell_size != off || idx >= page->carved || b->tag == tag))
     return free_slow(p, page);
+  // Another thread's page, or a flagged (full or secure) page of ours.
+  if (KM_UNLIKELY(page->owner != reinterpret_cast<uintptr_t>(h))) return free_other(b, page, tag);
   b->next = page->local_free;
   b->tag = tag;
   page->local_free = b;
