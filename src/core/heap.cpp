@@ -98,7 +98,7 @@ void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
   pg->slots = uint8_t(n);
   pg->zero_init = zero;
   if (secure_enabled()) {
-    pg->owner |= kPageSecure;
+    page_set(pg, kPageSecure);
     secure_page_setup(pg, bytes);
   }
   stats_page_add(lane, long(pg->capacity) * long(cell));
@@ -140,7 +140,7 @@ void page_carve(Page* pg) {
     prev = b;
   }
   pg->free = prev;
-  pg->carved += n;
+  page_add_carved(pg, n);
   pg->free_is_fresh = pg->zero_init;
 }
 
@@ -235,7 +235,7 @@ void retiring_sweep(Heap* h, bool force) {
 // one object must not set up a page every time); others wait in `retiring` to be reused or retired.
 void page_emptied(Heap* h, Page* pg) {
   if (page_has(pg, kPageFull)) {   // off its lane list: it has cells again
-    pg->owner &= ~kPageFull;
+    page_clear(pg, kPageFull);
     list_push_second(h, pg);
   }
   if (h->lane_page[pg->lane] == pg && pg->next == nullptr) return;
@@ -266,7 +266,7 @@ void owner_push(Heap* h, Page* pg, Block* b) {
   }
   if (--pg->used == 0) return page_emptied(h, pg);
   if (page_has(pg, kPageFull)) {   // it has a free cell again: back on its lane list
-    pg->owner &= ~kPageFull;
+    page_clear(pg, kPageFull);
     list_push_second(h, pg);
   }
 }
@@ -299,7 +299,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
       return page_pop(pg, zero);
     }
     list_remove(h, pg);   // exhausted: off the list until a cell comes back
-    pg->owner |= kPageFull;
+    page_set(pg, kPageFull);
   }
 }
 
@@ -396,7 +396,7 @@ void free_slow(void* p, Page* page) {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
   if (page->cell_size == 0) fatal_pointer("free", "invalid pointer", p);
   uint64_t idx = (off * page->recip) >> 40;
-  if (idx * page->cell_size != off || idx >= page->carved)
+  if (idx * page->cell_size != off || idx >= page_carved(page))
     fatal_pointer("free", "invalid pointer (not the start of a block)", p);
   if (b->tag == free_tag(page, p)) fatal_pointer("free", "double free", p);
   // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).

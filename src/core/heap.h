@@ -102,10 +102,10 @@ KM_INLINE void cell_free(void* p) {
   uintptr_t tag = free_tag(page, p);
   Heap* h = tl_heap;
   // Not a cell start, never handed out, or already free: the slow path says which, and stops.
-  if (KM_UNLIKELY(idx * page->cell_size != off || idx >= page->carved || b->tag == tag))
+  if (KM_UNLIKELY(idx * page->cell_size != off || idx >= page_carved(page) || b->tag == tag))
     return free_slow(p, page);
   // Another thread's page, or a flagged (full or secure) page of ours.
-  if (KM_UNLIKELY(page->owner != reinterpret_cast<uintptr_t>(h))) return free_other(b, page, tag);
+  if (KM_UNLIKELY(page_owner(page) != reinterpret_cast<uintptr_t>(h))) return free_other(b, page, tag);
   b->next = page->local_free;
   b->tag = tag;
   page->local_free = b;

@@ -92,7 +92,7 @@ bool secure_has_cell(Page* pg) {
   if (batch > 1024) batch = 1024;
   if (n > batch) n = batch;
   secure_carve(pg, pg->start + size_t(pg->carved) * pg->cell_size, n);
-  pg->carved += n;
+  page_add_carved(pg, n);
   return true;
 }
 

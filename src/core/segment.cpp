@@ -84,7 +84,7 @@ unsigned segment_take_slots(Segment* s, unsigned n, bool* zero) {
   g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots & m)) << kSlotShift,
                           std::memory_order_relaxed);
   s->free_slots &= ~m;
-  s->dirty_slots &= ~m;
+  set_dirty_slots(s, s->dirty_slots & ~m);
   return first;
 }
 
@@ -100,7 +100,7 @@ void segment_give_slots(Segment* s, unsigned first, unsigned n) {
   {
     LockGuard g(s->lock);
     s->free_slots |= m;
-    s->dirty_slots |= m;
+    set_dirty_slots(s, s->dirty_slots | m);
     for (unsigned i = first; i < first + n; ++i) s->dirty_ms[i] = now;
   }
   g_dirty_bytes.fetch_add(size_t(n) << kSlotShift, std::memory_order_relaxed);
@@ -122,7 +122,7 @@ size_t segment_purge(Segment* s, int64_t cutoff_ms) {
     uint64_t m = run_mask(first, end - first);
     size_t len = size_t(end - first) << kSlotShift;
     if (os::purge(reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift), len)) {
-      s->dirty_slots &= ~m;
+      set_dirty_slots(s, s->dirty_slots & ~m);
       g_dirty_bytes.fetch_sub(len, std::memory_order_relaxed);
       purged += len;
     }
@@ -138,7 +138,7 @@ bool cell_is_live(const void* p) {
   if (page->cell_size == 0) return false;
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
   uint64_t idx = (off * page->recip) >> 40;
-  if (idx * page->cell_size != off || idx >= page->carved) return false;
+  if (idx * page->cell_size != off || idx >= page_carved(page)) return false;
   auto* b = static_cast<const Block*>(p);
   return b->tag != free_tag(page, p);
 }

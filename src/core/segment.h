@@ -53,8 +53,21 @@ struct Page {
 constexpr uintptr_t kPageFull = 1;     // off its lane list: it had no free cell at the last look
 constexpr uintptr_t kPageSecure = 2;   // KMALLOC_SECURE: cells go through the checked slow paths only
 constexpr uintptr_t kPageFlags = kPageFull | kPageSecure;
-KM_INLINE bool page_has(const Page* pg, uintptr_t flag) { return (pg->owner & flag) != 0; }
-KM_INLINE Heap* page_heap(const Page* pg) { return reinterpret_cast<Heap*>(pg->owner & ~kPageFlags); }
+// `owner` and `carved` are written by the owner only but read by any thread that frees a cell of the
+// page: relaxed atomic accesses (plain moves on x86) keep that well-defined (and ThreadSanitizer quiet).
+KM_INLINE uintptr_t page_owner(const Page* pg) { return __atomic_load_n(&pg->owner, __ATOMIC_RELAXED); }
+KM_INLINE bool page_has(const Page* pg, uintptr_t flag) { return (page_owner(pg) & flag) != 0; }
+KM_INLINE Heap* page_heap(const Page* pg) { return reinterpret_cast<Heap*>(page_owner(pg) & ~kPageFlags); }
+KM_INLINE void page_set(Page* pg, uintptr_t flag) {
+  __atomic_store_n(&pg->owner, pg->owner | flag, __ATOMIC_RELAXED);
+}
+KM_INLINE void page_clear(Page* pg, uintptr_t flag) {
+  __atomic_store_n(&pg->owner, pg->owner & ~flag, __ATOMIC_RELAXED);
+}
+KM_INLINE uint32_t page_carved(const Page* pg) { return __atomic_load_n(&pg->carved, __ATOMIC_RELAXED); }
+KM_INLINE void page_add_carved(Page* pg, uint32_t n) {
+  __atomic_store_n(&pg->carved, pg->carved + n, __ATOMIC_RELAXED);
+}
 
 // Free tags and secure encodings use a per-page key: a process secret mixed with the page's address.
 extern uint64_t g_page_secret;
@@ -84,6 +97,8 @@ struct Segment {
 };
 static_assert(sizeof(Segment) <= kSlotSize, "the header fits in slot 0");
 constexpr uint64_t kAllSlotsFree = ~uint64_t(0) << kFirstSlot;
+// dirty_slots is changed under the segment's lock but peeked at by the purger without it.
+KM_INLINE void set_dirty_slots(Segment* s, uint64_t v) { __atomic_store_n(&s->dirty_slots, v, __ATOMIC_RELAXED); }
 
 KM_INLINE Segment* segment_of(const void* p) {
   return reinterpret_cast<Segment*>(reinterpret_cast<uintptr_t>(p) & ~(kSegmentSize - 1));
