@@ -37,8 +37,18 @@ void* resize(void* p, size_t size) {
   if (is_segment(s)) {
     old = cell_usable_size(p);
     if (!old) fatal_pointer("realloc", "invalid pointer", p);
-    // In place when it fits and would not waste more than half (secure cells keep an exact size).
-    if (size <= old && (size > old / 2 || old <= 64) && !secure_enabled()) return p;
+    Page* pg = page_of(s, p);
+    // In place when it fits and would not waste more than half of the cell.
+    if (page_has(pg, kPageSecure)) {
+      size_t cap = secure_capacity(pg);
+      if (size <= cap && (size > cap / 2 || cap <= 64)) {
+        secure_check_free(pg, static_cast<Block*>(p));   // the old canary first: no overflow lost
+        secure_resize(pg, p, size);
+        return p;
+      }
+    } else if (size <= old && (size > old / 2 || old <= 64)) {
+      return p;
+    }
   } else {
     old = large_usable_size(p);
     if (!old) fatal_pointer("realloc", "invalid pointer", p);

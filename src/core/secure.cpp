@@ -125,6 +125,14 @@ size_t secure_usable_size(const Page* pg, const void* p) {
   return size <= pg->cell_size - kSecureTail ? size_t(size) : 0;
 }
 
+size_t secure_capacity(const Page* pg) { return pg->cell_size - kSecureTail; }
+
+void secure_resize(Page* pg, void* p, size_t size) {
+  size_t tail_at = secure_capacity(pg);
+  std::memset(static_cast<char*>(p) + size, pattern(pg), tail_at - size);
+  *tail_of(pg, p) = uint64_t(size) ^ tail_mix(pg, p);
+}
+
 void secure_scrub(Page* pg, Block* b) { secure_zero(b, pg->cell_size); }
 
 void secure_push(Page* pg, Block* b) {

@@ -35,6 +35,9 @@ void secure_push(Page* pg, Block* b);
 void secure_scrub(Page* pg, Block* b);
 void secure_check_free(Page* pg, Block* b);   // canary and tail check; fatal on damage
 size_t secure_usable_size(const Page* pg, const void* p);
+// realloc within the cell: a new requested size (<= cell - tail), with the canary redrawn after it.
+void secure_resize(Page* pg, void* p, size_t size);
+size_t secure_capacity(const Page* pg);   // the largest request a cell of pg can hold
 void secure_zero(void* p, size_t n);          // a zeroing the compiler cannot remove
 
 }  // namespace km
