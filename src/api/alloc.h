@@ -31,13 +31,9 @@ inline void* alloc_zero(size_t count, size_t size) {
   if (__builtin_mul_overflow(count, size, &total) || total > kMaxRequest) return nullptr;
   if (total > kLargestLane) return large_alloc(total, 0, true);
   unsigned lane = lane_of(total);
-  Page* page = tl_heap->lane_page[lane];
-  Block* b = page->free;
-  if (KM_LIKELY(b != nullptr)) {
-    page->free = b->next;
-    b->tag = 0;
-    page->used++;
-    if (page->free_is_fresh) b->next = nullptr;
+  Page* page;
+  if (Block* b = lane_pop(lane, &page)) {
+    if (page->free_is_fresh) b->next = nullptr;   // the rest of a never-used cell is still zero
     else std::memset(b, 0, page->cell_size);
     return b;
   }

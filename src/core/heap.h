@@ -77,16 +77,23 @@ void heaps_drain_abandoned();
 
 // ---- fast paths ----------------------------------------------------------------------------
 
-// Pop a cell of `lane` from the calling thread's heap, or miss into the slow path.
-KM_INLINE void* lane_alloc(size_t size, unsigned lane) {
+// Pop a cell from the calling thread's current page of `lane`; nullptr when that page has none.
+KM_INLINE Block* lane_pop(unsigned lane, Page** page_out) {
   Page* page = tl_heap->lane_page[lane];
   Block* b = page->free;
   if (KM_LIKELY(b != nullptr)) {
     page->free = b->next;
     b->tag = 0;
     page->used++;
-    return b;
   }
+  *page_out = page;
+  return b;
+}
+
+// A cell of `lane` for a request of `size` bytes: a pop, or the slow path.
+KM_INLINE void* lane_alloc(size_t size, unsigned lane) {
+  Page* page;
+  if (Block* b = lane_pop(lane, &page)) return b;
   return heap_alloc_slow(size, lane, false);
 }
 
