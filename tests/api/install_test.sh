@@ -36,4 +36,9 @@ CPP
 g++ -std=c++20 "$dest/app.cpp" -o "$dest/app" $flags
 libdir=$(pcq --variable=libdir)
 LD_LIBRARY_PATH=$libdir "$dest/app"
-LD_LIBRARY_PATH=$libdir ldd "$dest/app" | grep -q "libkmalloc.so.0 => $libdir" || { echo "not linked with the installed library"; exit 1; }
+# (ldd's output captured first: `ldd | grep -q` fails under pipefail when grep quits early.)
+deps=$(LD_LIBRARY_PATH=$libdir ldd "$dest/app")
+case $deps in
+  *"libkmalloc.so.0 => $libdir/"*) ;;
+  *) echo "not linked with the installed library:"; echo "$deps"; exit 1 ;;
+esac
