@@ -19,7 +19,10 @@ namespace km {
 
 struct Heap {
   Page* lane_page[kLaneCount] = {};   // owner: current page of each lane (hot: the malloc fast path)
-  std::atomic<Block*> remote{nullptr};  // cells freed by other threads, collected on the slow path
+  // Cells freed by other threads, collected on the slow path. On a cache line of its own: other
+  // threads write it, and it must not evict the owner's lane_page line.
+  alignas(64) std::atomic<Block*> remote{nullptr};
+  char remote_pad_[64 - sizeof(std::atomic<Block*>)] = {};
   Segment* segments = nullptr;        // owner: the segments this heap owns
   Heap* all_next = nullptr;           // global list of heaps (never shrinks; heaps are reused)
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
