@@ -7,22 +7,12 @@
 #include <vector>
 
 #include "kmalloc.h"
+#include "support.h"
 
 namespace {
 
-bool all_zero(const void* p, size_t n) {
-  const unsigned char* c = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; i++)
-    if (c[i] != 0) return false;
-  return true;
-}
-
-size_t free_cells(kmpool* pool) {
-  std::vector<void*> got;
-  while (void* c = kmpoola(pool)) got.push_back(c);
-  for (void* c : got) kmpoolf(c);
-  return got.size();
-}
+using kmtest::all_zero;
+using kmtest::free_cells;
 
 TEST(Kmptr, Stat) {
   int x = 5;

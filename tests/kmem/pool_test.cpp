@@ -8,15 +8,11 @@
 #include <vector>
 
 #include "kmalloc.h"
+#include "support.h"
 
 namespace {
 
-bool all_zero(const void* p, size_t n) {
-  const unsigned char* c = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; i++)
-    if (c[i] != 0) return false;
-  return true;
-}
+using kmtest::all_zero;
 
 TEST(Pool, ExhaustsAndRefills) {
   const size_t n = 1000;

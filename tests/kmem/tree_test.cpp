@@ -8,25 +8,14 @@
 #include <vector>
 
 #include "kmalloc.h"
+#include "support.h"
 
 namespace {
 
+using kmtest::all_zero;
+using kmtest::free_cells;
+
 constexpr size_t kNode = 64;  // km::tree_overhead: the header kmem puts before a node's data
-
-bool all_zero(const void* p, size_t n) {
-  const unsigned char* c = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; i++)
-    if (c[i] != 0) return false;
-  return true;
-}
-
-// How many cells a pool can still hand out (it is left as it was found).
-size_t free_cells(kmpool* pool) {
-  std::vector<void*> got;
-  while (void* c = kmpoola(pool)) got.push_back(c);
-  for (void* c : got) kmpoolf(c);
-  return got.size();
-}
 
 TEST(Tree, FreeReachesEveryDescendantCounted) {
   // A random tree of 5,000 nodes drawn from a pool of exactly that many cells: after freeing the
