@@ -64,17 +64,9 @@ int main(int argc, char** argv) {
   const long live = args.num("live", 4096, 256);                     // slots per thread
   if (threads < 1 || live < 1) return 64;
 
-  kmb::StartLine start(threads + 1);
-  std::vector<std::thread> pool;
-  std::vector<char> ok(static_cast<size_t>(threads), 0);
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] { ok[static_cast<size_t>(t)] = run_thread(t, steps, live, start); });
-  start.arrive_and_wait();
-  const double t0 = kmb::now_s();
-  for (auto& th : pool) th.join();
-  const double secs = kmb::now_s() - t0;
-  bool all = true;
-  for (char c : ok) all &= c != 0;
+  bool all;
+  const double secs = kmb::run_timed(
+      threads, [&](int t, kmb::StartLine& start) { return run_thread(t, steps, live, start); }, &all);
   // Each step is one malloc and (after warm-up) one free; the final teardown frees `live` more.
   const double ops = 2.0 * static_cast<double>(steps) * threads;
   return kmb::report(threads == 1 ? "churn" : "churn-mt", threads, ops, secs, all);

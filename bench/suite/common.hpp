@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace kmb {
@@ -202,6 +203,25 @@ class StartLine {
  private:
   std::atomic<int> left_;
 };
+
+// Runs body(t, start) on n threads (t = 0..n-1). Each body calls start.arrive_and_wait() once its
+// set-up is done; the clock starts when all have, and stops when the last thread is joined. Returns the
+// seconds; *all_ok tells whether every body returned true (its self-check passed).
+template <class Body>
+double run_timed(int n, Body body, bool* all_ok) {
+  StartLine start(n + 1);
+  std::vector<char> ok(static_cast<size_t>(n), 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < n; ++t)
+    pool.emplace_back([&, t] { ok[static_cast<size_t>(t)] = body(t, start) ? 1 : 0; });
+  start.arrive_and_wait();
+  const double t0 = now_s();
+  for (auto& th : pool) th.join();
+  const double secs = now_s() - t0;
+  *all_ok = true;
+  for (char c : ok) *all_ok &= c != 0;
+  return secs;
+}
 
 // One line per run: "RESULT workload=NAME threads=T ops=N seconds=S mops=M check=ok|FAILED [extra]".
 // Returns the exit status: 0 when the self-check passed, 2 when it failed.

@@ -48,31 +48,25 @@ int main(int argc, char** argv) {
   if (scratch)
     for (auto& p : first) p = std::malloc(size);
 
-  std::vector<char> ok(static_cast<size_t>(threads), 0);
-  kmb::StartLine start(threads + 1);
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      bool good = true;
-      start.arrive_and_wait();
-      if (void* p = first[static_cast<size_t>(t)]) {
-        good &= hammer(p, size, writes);
-        std::free(p);  // a remote free: the cell belongs to the main thread's heap
-      }
-      for (long i = 0; i < objects; ++i) {
-        void* p = std::malloc(size);
-        if (!p) std::abort();
-        good &= hammer(p, size, writes);
-        std::free(p);
-      }
-      ok[static_cast<size_t>(t)] = good;
-    });
-  start.arrive_and_wait();
-  const double t0 = kmb::now_s();
-  for (auto& th : pool) th.join();
-  const double secs = kmb::now_s() - t0;
-  bool all = true;
-  for (char c : ok) all &= c != 0;
+  bool all;
+  const double secs = kmb::run_timed(
+      threads,
+      [&](int t, kmb::StartLine& start) {
+        bool good = true;
+        start.arrive_and_wait();
+        if (void* p = first[static_cast<size_t>(t)]) {
+          good &= hammer(p, size, writes);
+          std::free(p);  // a remote free: the cell belongs to the main thread's heap
+        }
+        for (long i = 0; i < objects; ++i) {
+          void* p = std::malloc(size);
+          if (!p) std::abort();
+          good &= hammer(p, size, writes);
+          std::free(p);
+        }
+        return good;
+      },
+      &all);
   return kmb::report(scratch ? "cache-scratch" : "cache-thrash", threads,
                      2.0 * static_cast<double>(objects) * threads, secs, all);
 }

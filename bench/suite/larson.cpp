@@ -58,20 +58,11 @@ int main(int argc, char** argv) {
     table.slots[i].store(p, std::memory_order_relaxed);
   }
 
-  kmb::StartLine start(threads + 1);
-  std::vector<std::thread> pool;
-  std::vector<char> ok(static_cast<size_t>(threads), 0);
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      ok[static_cast<size_t>(t)] = run_thread(t, table, steps, min_size, max_size, start);
-    });
-  start.arrive_and_wait();
-  const double t0 = kmb::now_s();
-  for (auto& th : pool) th.join();
-  const double secs = kmb::now_s() - t0;
-
-  bool all = true;
-  for (char c : ok) all &= c != 0;
+  bool all;
+  const double secs = kmb::run_timed(
+      threads,
+      [&](int t, kmb::StartLine& start) { return run_thread(t, table, steps, min_size, max_size, start); },
+      &all);
   for (long i = 0; i < nslots; ++i) {
     void* p = table.slots[i].load(std::memory_order_relaxed);
     all &= kmb::verify_self(p) != 0;

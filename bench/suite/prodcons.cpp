@@ -69,38 +69,34 @@ int main(int argc, char** argv) {
 
   std::vector<Ring*> rings;
   for (int i = 0; i < pairs; ++i) rings.push_back(new Ring(static_cast<size_t>(ring)));
-  std::vector<char> ok(static_cast<size_t>(pairs), 0);
-  kmb::StartLine start(2 * pairs + 1);
-  std::vector<std::thread> pool;
-  for (int i = 0; i < pairs; ++i) {
-    pool.emplace_back([&, i] {  // producer
-      kmb::Rng rng(0x9D0DC0ull + static_cast<uint64_t>(i));
-      start.arrive_and_wait();
-      for (long k = 0; k < items; ++k) {
-        const size_t n = rng.log_range(min_size, max_size);
-        void* p = std::malloc(n);
-        if (!p) std::abort();
-        kmb::stamp_self(p, n, rng.next());
-        rings[static_cast<size_t>(i)]->push(p);
-      }
-    });
-    pool.emplace_back([&, i] {  // consumer
-      bool good = true;
-      start.arrive_and_wait();
-      for (long k = 0; k < items; ++k) {
-        void* p = rings[static_cast<size_t>(i)]->pop();
-        good &= kmb::verify_self(p) != 0;
-        std::free(p);
-      }
-      ok[static_cast<size_t>(i)] = good;
-    });
-  }
-  start.arrive_and_wait();
-  const double t0 = kmb::now_s();
-  for (auto& th : pool) th.join();
-  const double secs = kmb::now_s() - t0;
-  bool all = true;
-  for (char c : ok) all &= c != 0;
+  // Threads 2i and 2i+1 are the producer and the consumer of pair i.
+  bool all;
+  const double secs = kmb::run_timed(
+      2 * pairs,
+      [&](int t, kmb::StartLine& start) {
+        Ring* r = rings[static_cast<size_t>(t / 2)];
+        if (t % 2 == 0) {  // producer
+          kmb::Rng rng(0x9D0DC0ull + static_cast<uint64_t>(t / 2));
+          start.arrive_and_wait();
+          for (long k = 0; k < items; ++k) {
+            const size_t n = rng.log_range(min_size, max_size);
+            void* p = std::malloc(n);
+            if (!p) std::abort();
+            kmb::stamp_self(p, n, rng.next());
+            r->push(p);
+          }
+          return true;
+        }
+        bool good = true;  // consumer: checks and frees what its producer made
+        start.arrive_and_wait();
+        for (long k = 0; k < items; ++k) {
+          void* p = r->pop();
+          good &= kmb::verify_self(p) != 0;
+          std::free(p);
+        }
+        return good;
+      },
+      &all);
   for (Ring* r : rings) delete r;
   return kmb::report("prodcons", 2 * pairs, 2.0 * static_cast<double>(items) * pairs, secs, all);
 }

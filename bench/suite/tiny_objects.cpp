@@ -113,27 +113,19 @@ int main(int argc, char** argv) {
   const long per_list = args.num("nodes", 16384, 1000);
   if (threads < 1 || depth < 4 || depth > 26 || (mode != "tree" && mode != "list")) return 64;
 
-  std::vector<char> ok(static_cast<size_t>(threads), 0);
   std::vector<double> nodes(static_cast<size_t>(threads), 0);
-  kmb::StartLine start(threads + 1);
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      bool good = true;
-      start.arrive_and_wait();
-      nodes[static_cast<size_t>(t)] =
-          mode == "tree" ? run_trees(depth, rounds, &good) : run_lists(t, rounds, lists, per_list, &good);
-      ok[static_cast<size_t>(t)] = good;
-    });
-  start.arrive_and_wait();
-  const double t0 = kmb::now_s();
-  for (auto& th : pool) th.join();
-  const double secs = kmb::now_s() - t0;
-  bool all = true;
+  bool all;
+  const double secs = kmb::run_timed(
+      threads,
+      [&](int t, kmb::StartLine& start) {
+        bool good = true;
+        start.arrive_and_wait();
+        nodes[static_cast<size_t>(t)] =
+            mode == "tree" ? run_trees(depth, rounds, &good) : run_lists(t, rounds, lists, per_list, &good);
+        return good;
+      },
+      &all);
   double total = 0;
-  for (int t = 0; t < threads; ++t) {
-    all &= ok[static_cast<size_t>(t)] != 0;
-    total += nodes[static_cast<size_t>(t)];
-  }
+  for (double n : nodes) total += n;
   return kmb::report(mode == "tree" ? "tree" : "list", threads, 2.0 * total, secs, all);
 }
