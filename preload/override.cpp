@@ -1,11 +1,19 @@
 // override.cpp — kmalloc as the process's malloc: every libc allocation function and every C++
 // operator new/delete, each forwarding to one km function. No logic lives here but the failure policy
 // of C++ new (call the new_handler, then throw std::bad_alloc).
+//
+// The library does not link the C++ runtime: a C program should not carry libstdc++ (about 1 MB of
+// resident memory) for an operator new it never calls. When an allocation for operator new fails, the
+// runtime's own std::get_new_handler and std::__throw_bad_alloc are looked up with dlsym (a C++
+// program has them loaded), so the std::bad_alloc that reaches the program is the runtime's own.
+#include <atomic>
 #include <cerrno>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <new>
 
 #include "api/alloc.h"
+#include "core/diag.h"
 #include "core/stats.h"
 #include "kmalloc.h"
 
@@ -74,55 +82,73 @@ void* __libc_pvalloc(size_t) KM_ALIAS(pvalloc);
 
 namespace {
 
-// operator new: on failure call the new_handler until it gives up, then throw.
-template <class Alloc>
+using Handler = void (*)();
+
+// A function of the C++ runtime, looked up once (on the first failed operator new).
+template <class Fn>
+Fn runtime_fn(std::atomic<Fn>& cache, const char* mangled) {
+  Fn f = cache.load(std::memory_order_acquire);
+  if (!f) {
+    f = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, mangled));
+    cache.store(f, std::memory_order_release);
+  }
+  return f;
+}
+std::atomic<Handler (*)()> g_get_new_handler{nullptr};
+std::atomic<void (*)()> g_throw_bad_alloc{nullptr};
+
+Handler current_new_handler() {
+  auto get = runtime_fn(g_get_new_handler, "_ZSt15get_new_handlerv");   // std::get_new_handler()
+  return get ? get() : nullptr;
+}
+
+[[noreturn]] void throw_bad_alloc() {
+  if (auto t = runtime_fn(g_throw_bad_alloc, "_ZSt17__throw_bad_allocv")) t();   // throws
+  km::fatal("operator new: out of memory, and no C++ runtime is loaded to throw std::bad_alloc");
+}
+
+// On failure call the new_handler until it gives up; then throw (or, nothrow, return nullptr).
+// A handler that throws in a nothrow new lets its exception through (as mimalloc does).
+template <bool kThrow, class Alloc>
 __attribute__((noinline)) void* new_retry(Alloc again) {
   for (;;) {
-    std::new_handler h = std::get_new_handler();
-    if (!h) throw std::bad_alloc();
+    Handler h = current_new_handler();
+    if (!h) {
+      if (kThrow) throw_bad_alloc();
+      return nullptr;
+    }
     h();
     if (void* p = again()) return p;
   }
 }
 
+template <bool kThrow>
 KM_INLINE void* new_plain(size_t size) {
   void* p = km::alloc(size);
   if (KM_LIKELY(p)) return p;
-  return new_retry([size] { return km::alloc(size); });
+  return new_retry<kThrow>([size] { return km::alloc(size); });
 }
 
+template <bool kThrow>
 KM_INLINE void* new_aligned(size_t size, std::align_val_t al) {
   void* p = km::alloc_aligned(size_t(al), size);
   if (KM_LIKELY(p)) return p;
-  return new_retry([size, al] { return km::alloc_aligned(size_t(al), size); });
-}
-
-template <class F>
-void* nothrow(F f) noexcept {
-  try {
-    return f();
-  } catch (...) {
-    return nullptr;
-  }
+  return new_retry<kThrow>([size, al] { return km::alloc_aligned(size_t(al), size); });
 }
 
 }  // namespace
 
-KM_EXPORT void* operator new(size_t n) { return new_plain(n); }
-KM_EXPORT void* operator new[](size_t n) { return new_plain(n); }
-KM_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept {
-  return nothrow([n] { return new_plain(n); });
-}
-KM_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept {
-  return nothrow([n] { return new_plain(n); });
-}
-KM_EXPORT void* operator new(size_t n, std::align_val_t al) { return new_aligned(n, al); }
-KM_EXPORT void* operator new[](size_t n, std::align_val_t al) { return new_aligned(n, al); }
+KM_EXPORT void* operator new(size_t n) { return new_plain<true>(n); }
+KM_EXPORT void* operator new[](size_t n) { return new_plain<true>(n); }
+KM_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_plain<false>(n); }
+KM_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_plain<false>(n); }
+KM_EXPORT void* operator new(size_t n, std::align_val_t al) { return new_aligned<true>(n, al); }
+KM_EXPORT void* operator new[](size_t n, std::align_val_t al) { return new_aligned<true>(n, al); }
 KM_EXPORT void* operator new(size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return nothrow([n, al] { return new_aligned(n, al); });
+  return new_aligned<false>(n, al);
 }
 KM_EXPORT void* operator new[](size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return nothrow([n, al] { return new_aligned(n, al); });
+  return new_aligned<false>(n, al);
 }
 
 // Sized delete often receives a wrong size in real programs: the size is ignored, metadata decides.
