@@ -67,10 +67,16 @@ void secure_carve(Page* pg, char* first, uint32_t n) {
   uint16_t order[1024];
   if (n > 1024) n = 1024;
   for (uint32_t i = 0; i < n; ++i) order[i] = uint16_t(i);
-  uint64_t r = os::random_u64();
+  // The order comes from the page's secret key and the batch position (splitmix64): unpredictable
+  // without the process secret, and no system call per batch.
+  uint64_t r = page_key(pg) ^ (uint64_t(pg->carved) * kMix);
   for (uint32_t i = n; i > 1; --i) {
-    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-    uint32_t j = uint32_t(r % i);
+    r += kMix;
+    uint64_t z = r;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    uint32_t j = uint32_t(z % i);
     uint16_t t = order[i - 1];
     order[i - 1] = order[j];
     order[j] = t;
@@ -115,8 +121,17 @@ void secure_check_free(Page* pg, Block* b) {
   uint64_t size = *tail_of(pg, b) ^ tail_mix(pg, b);
   size_t tail_at = pg->cell_size - kSecureTail;
   bool ok = size <= tail_at;
-  for (size_t i = size; ok && i < tail_at; ++i)
-    ok = reinterpret_cast<unsigned char*>(b)[i] == pattern(pg);
+  const unsigned char* c = reinterpret_cast<const unsigned char*>(b);
+  const unsigned char pat = pattern(pg);
+  const uint64_t pat8 = uint64_t(pat) * 0x0101010101010101ull;
+  size_t i = ok ? size_t(size) : tail_at;
+  for (; ok && i < tail_at && (i & 7); ++i) ok = c[i] == pat;   // up to a word boundary,
+  for (; ok && i + 8 <= tail_at; i += 8) {                       // then a word at a time
+    uint64_t w;
+    std::memcpy(&w, c + i, 8);
+    ok = w == pat8;
+  }
+  for (; ok && i < tail_at; ++i) ok = c[i] == pat;
   if (!ok) fatal_pointer("free", "heap buffer overflow (canary overwritten) after block", b);
 }
 
