@@ -30,7 +30,6 @@ constinit Heap g_dead_heap(&g_empty_page);
 constinit thread_local Heap* tl_heap = &g_empty_heap;
 constinit thread_local int tl_tid = 0;
 
-std::atomic<Heap*> g_all_heaps{nullptr};
 namespace {
 std::atomic<size_t> g_heap_count{0};
 SpinLock g_pool_lock;          // guards the pool and every heap in it
@@ -115,7 +114,7 @@ Page* page_new(Heap* h, unsigned lane) {
       return &s->pages[first];
     }
   }
-  Segment* s = segment_create(h);
+  Segment* s = segment_create();
   if (!s) return nullptr;
   s->heap_next = h->segments;
   h->segments = s;
@@ -307,10 +306,6 @@ Heap* heap_new() {
   void* mem = meta_alloc(sizeof(Heap));
   if (!mem) return nullptr;
   Heap* h = new (mem) Heap(&g_empty_page);
-  Heap* head = g_all_heaps.load(std::memory_order_relaxed);
-  do h->all_next = head;
-  while (!g_all_heaps.compare_exchange_weak(head, h, std::memory_order_release,
-                                            std::memory_order_relaxed));
   g_heap_count.fetch_add(1, std::memory_order_relaxed);
   return h;
 }
@@ -327,7 +322,6 @@ Heap* heap_acquire() {
     if (h) {
       g_pool = h->pool_next;
       h->pool_next = nullptr;
-      h->abandoned.store(false, std::memory_order_relaxed);
     }
   }
   if (!h) h = heap_new();
@@ -352,7 +346,6 @@ void thread_exit(void* arg) {
   heap_collect(h, true);
   tl_heap = &g_dead_heap;
   LockGuard g(g_pool_lock);
-  h->abandoned.store(true, std::memory_order_release);
   h->pool_next = g_pool;
   g_pool = h;
 }

@@ -24,9 +24,7 @@ struct Heap {
   alignas(64) std::atomic<Block*> remote{nullptr};
   char remote_pad_[64 - sizeof(std::atomic<Block*>)] = {};
   Segment* segments = nullptr;        // owner: the segments this heap owns
-  Heap* all_next = nullptr;           // global list of heaps (never shrinks; heaps are reused)
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
-  std::atomic<bool> abandoned{false}; // its thread has exited; it sits in the pool
   int tid = 0;                        // kernel id of the owning thread
   // owner: pages emptied recently, still on their lane lists so that the next burst of allocations
   // reuses them as they are (no set-up, no carving); retired when still empty kRetireAfter slow paths
@@ -65,12 +63,6 @@ KM_NOINLINE void page_free_slow(Heap* h, Page* page);
 void heap_collect(Heap* h, bool retire_current);
 // Number of heaps created so far.
 size_t heap_count();
-// Run f(heap) for every heap ever created (stats).
-template <class F> void for_each_heap(F f);
-extern std::atomic<Heap*> g_all_heaps;
-template <class F> void for_each_heap(F f) {
-  for (Heap* h = g_all_heaps.load(std::memory_order_acquire); h; h = h->all_next) f(h);
-}
 // fork support (runtime.cpp drives these)
 void heaps_fork_prepare();
 void heaps_fork_parent();

@@ -30,11 +30,10 @@ uint64_t run_mask(unsigned first, unsigned n) {
 }
 }  // namespace
 
-Segment* segment_create(Heap* owner) {
+Segment* segment_create() {
   auto* s = static_cast<Segment*>(os::map_aligned(kSegmentSize, kSegmentSize));
   if (!s) return nullptr;
   // Fresh mmap memory is zero: only the non-zero fields need writing.
-  s->heap = owner;
   s->free_slots = kAllSlotsFree;
   // Until a page takes it, every slot maps to pages[0] (slot 0 is the header, so that Page stays
   // zeroed): free() of a pointer into an unused slot then meets cell_size 0 and is reported.

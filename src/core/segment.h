@@ -79,11 +79,11 @@ KM_INLINE uintptr_t free_tag(const Page* pg, const void* cell) {
 }
 
 // Segment header, at the start of slot 0.
-// Invariants: `heap` never changes (heaps are reused whole after thread exit, never split).
-// free_slots/dirty_slots/dirty_ms are guarded by `lock` (the owner changes them when taking or giving
-// back a run of slots; the purger reads and clears dirty bits). slot_page/pages are owner-only.
+// Invariants: the segment belongs to one heap for its whole life (its pages' `owner`; heaps are
+// reused whole after thread exit, never split). free_slots/dirty_slots/dirty_ms are guarded by `lock`
+// (the owner changes them when taking or giving back a run of slots; the purger reads and clears
+// dirty bits). slot_page/pages are owner-only.
 struct Segment {
-  Heap* heap;                      // owner heap
   Segment* next;                   // global list of segments (guarded by g_segments_lock)
   Segment* prev;
   Segment* heap_next;              // owner: the heap's segments
@@ -124,7 +124,7 @@ KM_INLINE bool is_segment(const Segment* s) {
 bool cell_is_live(const void* p);
 
 // ---- segment life and slot runs (segment.cpp)
-Segment* segment_create(Heap* owner);          // nullptr when the OS refuses (errno untouched)
+Segment* segment_create();                     // nullptr when the OS refuses (errno untouched)
 void segment_destroy(Segment* s);              // unmap; the segment must have no page in use
 // Take `n` consecutive free slots of `s` for a page; returns the first slot or 0 when none.
 // *zero tells whether all of them were fresh or purged.
