@@ -467,10 +467,12 @@ void heaps_fork_child() {
   g_orphan_lock.reset_in_child();
   g_pool_lock.reset_in_child();
   tl_tid = 0;   // the child is a new kernel thread
-  // Heaps of threads that do not exist in the child keep their memory (the child usually execs);
-  // cells they own that the child frees go to their remote queues, harmlessly.
-  Heap* h = tl_heap;
-  if (h != &g_empty_heap && h != &g_dead_heap) h->tid = current_tid();
+  // The forking thread's heap may be halfway through a malloc or free (fork from a signal handler
+  // that interrupted one), so the child sets it aside and starts a fresh heap on its next malloc.
+  // Like the heaps of threads that do not exist in the child, it keeps its memory (shared
+  // copy-on-write with the parent; the child usually execs), and cells of it that the child frees go
+  // to its remote queue, harmlessly.
+  if (tl_heap != &g_dead_heap) tl_heap = &g_empty_heap;
 }
 
 }  // namespace km
