@@ -33,8 +33,7 @@ inline void* alloc_zero(size_t count, size_t size) {
   unsigned lane = lane_of(total);
   Page* page;
   if (Block* b = lane_pop(lane, &page)) {
-    if (page->free_is_fresh) b->next = nullptr;   // the rest of a never-used cell is still zero
-    else std::memset(b, 0, page->cell_size);
+    zero_popped(page, b);
     return b;
   }
   return heap_alloc_slow(total, lane, true);

@@ -164,10 +164,7 @@ void* page_pop(Page* pg, bool zero) {
   pg->free = b->next;
   b->tag = 0;
   pg->used++;
-  if (zero) {
-    if (pg->free_is_fresh) b->next = nullptr;   // the rest of a fresh cell is still zero
-    else std::memset(b, 0, pg->cell_size);
-  }
+  if (zero) zero_popped(pg, b);
   return b;
 }
 
@@ -384,6 +381,16 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
 
 void page_free_slow(Heap* h, Page* page) { page_emptied(h, page); }
 
+namespace {
+// Hand a freed cell (already tagged free) to the heap that owns its page: a lock-free push.
+void remote_push(Heap* owner, Block* b) {
+  Block* head = owner->remote.load(std::memory_order_relaxed);
+  do b->next = head;
+  while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
+                                              std::memory_order_relaxed));
+}
+}  // namespace
+
 void free_slow(void* p, Page* page) {
   auto* b = static_cast<Block*>(p);
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
@@ -399,10 +406,7 @@ void free_slow(void* p, Page* page) {
   // Another thread's cell: tag it free now (so a second free is caught), then hand it over.
   if (page_has(page, kPageSecure)) secure_scrub(page, b);
   b->tag = free_tag(page, p);
-  Block* head = owner->remote.load(std::memory_order_relaxed);
-  do b->next = head;
-  while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
-                                              std::memory_order_relaxed));
+  remote_push(owner, b);
 }
 
 void free_other(Block* b, Page* page, uintptr_t tag) {
@@ -410,10 +414,7 @@ void free_other(Block* b, Page* page, uintptr_t tag) {
   Heap* owner = page_heap(page);
   if (owner == tl_heap) return owner_push(owner, page, b);     // our full page
   b->tag = tag;   // free from now on, so a second free is caught
-  Block* head = owner->remote.load(std::memory_order_relaxed);
-  do b->next = head;
-  while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
-                                              std::memory_order_relaxed));
+  remote_push(owner, b);
 }
 
 void free_not_segment(void* p, const char* call) {

@@ -10,6 +10,7 @@
 // which other threads push freed cells onto (a lock-free stack) and the owner takes whole.
 #pragma once
 #include <atomic>
+#include <cstring>
 
 #include "core/config.h"
 #include "core/segment.h"
@@ -83,6 +84,12 @@ KM_INLINE Block* lane_pop(unsigned lane, Page** page_out) {
   }
   *page_out = page;
   return b;
+}
+
+// calloc's half of a pop: a cell from a fresh batch of a zero page is still zero but for its link.
+KM_INLINE void zero_popped(Page* page, Block* b) {
+  if (page->free_is_fresh) b->next = nullptr;
+  else std::memset(b, 0, page->cell_size);
 }
 
 // A cell of `lane` for a request of `size` bytes: a pop, or the slow path.
