@@ -31,7 +31,8 @@ constinit thread_local Heap* tl_heap = &g_empty_heap;
 constinit thread_local int tl_tid = 0;
 
 namespace {
-std::atomic<size_t> g_heap_count{0};
+std::atomic<size_t> g_heap_count{0};   // heaps ever made (they are reused, never freed)
+std::atomic<int> g_live_heaps{0};      // heaps a thread of this process is using now
 SpinLock g_pool_lock;          // guards the pool and every heap in it
 Heap* g_pool = nullptr;        // heaps whose thread has exited
 SpinLock g_orphan_lock;        // guards g_orphan
@@ -46,6 +47,7 @@ int current_tid() {
 }
 
 size_t heap_count() { return g_heap_count.load(std::memory_order_relaxed); }
+int live_heaps() { return g_live_heaps.load(std::memory_order_relaxed); }
 
 // ============================================================================ lane lists
 
@@ -325,6 +327,7 @@ Heap* heap_acquire() {
   if (!h) return nullptr;
   h->tid = current_tid();
   tl_heap = h;
+  g_live_heaps.fetch_add(1, std::memory_order_relaxed);
   if (!g_key_ready.load(std::memory_order_acquire)) {
     static SpinLock key_lock;
     LockGuard g(key_lock);
@@ -342,6 +345,7 @@ void thread_exit(void* arg) {
   auto* h = static_cast<Heap*>(arg);
   heap_collect(h, true);
   tl_heap = &g_dead_heap;
+  g_live_heaps.fetch_sub(1, std::memory_order_relaxed);
   LockGuard g(g_pool_lock);
   h->pool_next = g_pool;
   g_pool = h;
@@ -474,6 +478,7 @@ void heaps_fork_child() {
   // copy-on-write with the parent; the child usually execs), and cells of it that the child frees go
   // to its remote queue, harmlessly.
   if (tl_heap != &g_dead_heap) tl_heap = &g_empty_heap;
+  g_live_heaps.store(0, std::memory_order_relaxed);   // none of the parent's heaps is in use here
 }
 
 }  // namespace km

@@ -64,6 +64,8 @@ KM_NOINLINE void page_free_slow(Heap* h, Page* page);
 void heap_collect(Heap* h, bool retire_current);
 // Number of heaps created so far.
 size_t heap_count();
+// Number of heaps that threads of this process use now (the purger starts only at two or more).
+int live_heaps();
 // fork support (runtime.cpp drives these)
 void heaps_fork_prepare();
 void heaps_fork_parent();

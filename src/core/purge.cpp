@@ -120,7 +120,7 @@ void purge_schedule() {
   if (delay < 0) return;   // never
   g_work.fetch_add(1, std::memory_order_seq_cst);
   int state = g_thread_state.load(std::memory_order_relaxed);
-  if (state == 0 && option(Opt::purge_thread) && heap_count() >= 2) {
+  if (state == 0 && option(Opt::purge_thread) && live_heaps() >= 2) {
     start_thread();
     state = g_thread_state.load(std::memory_order_relaxed);
   }

@@ -123,6 +123,15 @@ TEST_F(Programs, AThreadedCxxProgram) {
   EXPECT_GE(std::stol(m[1]), 2) << "threads did not get heaps of their own\n" << err;
 }
 
+TEST_F(Programs, ASingleThreadedProgramAndItsForkedChildGetNoThread) {
+  std::string prog = std::getenv("KMALLOC_SINGLE_THREAD_PROGRAM");
+  Result plain = sh(prog, "", dir_);
+  EXPECT_EQ(plain.status, 0) << plain.out;
+  Result km = sh(prog, "LD_PRELOAD=" + lib(), dir_);
+  EXPECT_EQ(km.status, 0) << "kmalloc started a thread: " << km.out << km.err;
+  EXPECT_EQ(km.out, "threads: 1 1\n");
+}
+
 TEST_F(Programs, VerboseSaysKmallocIsActive) {
   Result r = sh("/bin/true", "LD_PRELOAD=" + lib() + " KMALLOC_VERBOSE=1", dir_);
   EXPECT_EQ(r.status, 0);
