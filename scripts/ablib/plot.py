@@ -46,6 +46,11 @@ def timelines(path_base, runs, workload, allocators):
         axes[1][0].set_ylabel("live (MiB)")
         axes[1][0].grid(alpha=0.3)
     axes[-1][0].set_xlabel("time (s)")
+    return _save(fig, path_base)
+
+
+def _save(fig, path_base):
+    """Write the figure as PNG and SVG and close it; returns the two paths."""
     fig.tight_layout()
     paths = [path_base + ".png", path_base + ".svg"]
     for p in paths:
@@ -79,12 +84,7 @@ def summary_bars(path_base, summary, allocators, probe=True):
         ax.set_xticklabels(workloads)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(ncol=len(allocators), fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.12))
-    fig.tight_layout()
-    paths = [path_base + ".png", path_base + ".svg"]
-    for p in paths:
-        fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return paths
+    return _save(fig, path_base)
 
 
 def all_plots(out_dir, runs, summary, allocators, probe=True):
