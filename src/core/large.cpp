@@ -194,8 +194,8 @@ void* large_alloc(size_t size, size_t align, bool zero) {
 bool large_free(void* p) {
   auto addr = reinterpret_cast<uintptr_t>(p);
   size_t size;
-  uintptr_t evict_addr = 0;
-  size_t evict_size = 0;
+  CacheSlot evicted[kCacheSlots];   // unmapped after the lock is released
+  int nevicted = 0;
   {
     LockGuard g(g_large_lock);
     Entry* e = find(addr);
@@ -203,34 +203,31 @@ bool large_free(void* p) {
     size = e->size;
     erase(e);
     stats_large_add(-long(size & ~kGuardFlag));
-    long limit = option(Opt::large_cache_mb) << 20;
-    long delay = option(Opt::purge_delay_ms);
-    if (delay != 0 && map_len(size) <= size_t(limit) / 2) {
+    size_t limit = size_t(option(Opt::large_cache_mb)) << 20;
+    if (option(Opt::purge_delay_ms) != 0 && map_len(size) <= limit / 2) {
       if (secure_enabled()) secure_zero(p, size & ~kGuardFlag);
-      // Evict the oldest entries until it fits, then keep it.
-      while (g_cached + map_len(size) > size_t(limit)) {
+      // Evict the oldest entries until the block fits, in bytes and in slots; then keep it.
+      CacheSlot* slot = nullptr;
+      for (;;) {
+        slot = nullptr;
+        for (auto& c : g_cache)
+          if (!c.addr) slot = &c;
+        if (slot && g_cached + map_len(size) <= limit) break;
         CacheSlot* oldest = nullptr;
         for (auto& c : g_cache)
           if (c.addr && (!oldest || c.freed_ms < oldest->freed_ms)) oldest = &c;
-        if (!oldest) break;
-        if (evict_addr) unmap_block(evict_addr, evict_size);
-        evict_addr = oldest->addr, evict_size = oldest->size;
+        evicted[nevicted++] = *oldest;   // the cache is not empty: the block needs room
         g_cached -= map_len(oldest->size);
         stats_large_cached_add(-long(map_len(oldest->size)));
         oldest->addr = 0;
       }
-      CacheSlot* slot = nullptr;
-      for (auto& c : g_cache)
-        if (!c.addr) slot = &c;
-      if (slot && g_cached + map_len(size) <= size_t(limit)) {
-        *slot = CacheSlot{addr, size, os::now_ms()};
-        g_cached += map_len(size);
-        stats_large_cached_add(long(map_len(size)));
-        size = 0;   // kept
-      }
+      *slot = CacheSlot{addr, size, os::now_ms()};
+      g_cached += map_len(size);
+      stats_large_cached_add(long(map_len(size)));
+      size = 0;   // kept
     }
   }
-  if (evict_addr) unmap_block(evict_addr, evict_size);
+  for (int i = 0; i < nevicted; ++i) unmap_block(evicted[i].addr, evicted[i].size);
   if (size) unmap_block(addr, size);
   else purge_schedule();
   return true;
