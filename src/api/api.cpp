@@ -32,11 +32,9 @@ size_t usable_size(const void* p, const char* call) {
 
 void* resize(void* p, size_t size) {
   if (size > kMaxRequest) return nullptr;
+  size_t old = usable_size(p, "realloc");   // stops the program on a pointer that is not ours
   Segment* s = segment_of(p);
-  size_t old;
   if (is_segment(s)) {
-    old = cell_usable_size(p);
-    if (!old) fatal_pointer("realloc", "invalid pointer", p);
     Page* pg = page_of(s, p);
     // In place when it fits and would not waste more than half of the cell.
     if (page_has(pg, kPageSecure)) {
@@ -49,10 +47,8 @@ void* resize(void* p, size_t size) {
     } else if (size <= old && (size > old / 2 || old <= 64)) {
       return p;
     }
-  } else {
-    old = large_usable_size(p);
-    if (!old) fatal_pointer("realloc", "invalid pointer", p);
-    if (size > kLargestLane) return large_realloc(p, size);
+  } else if (size > kLargestLane) {
+    return large_realloc(p, size);
   }
   void* q = alloc(size);
   if (!q) return nullptr;
