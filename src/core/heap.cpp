@@ -397,11 +397,8 @@ void remote_push(Heap* owner, Block* b) {
 
 void free_slow(void* p, Page* page) {
   auto* b = static_cast<Block*>(p);
-  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
   if (page->cell_size == 0) fatal_pointer("free", "invalid pointer", p);
-  uint64_t idx = (off * page->recip) >> 40;
-  if (idx * page->cell_size != off || idx >= page_carved(page))
-    fatal_pointer("free", "invalid pointer (not the start of a block)", p);
+  if (!is_carved_cell(page, p)) fatal_pointer("free", "invalid pointer (not the start of a block)", p);
   if (b->tag == free_tag(page, p)) fatal_pointer("free", "double free", p);
   // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).
   if (page_has(page, kPageSecure)) secure_check_free(page, b);

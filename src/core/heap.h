@@ -108,12 +108,10 @@ KM_INLINE void cell_free(void* p) {
   if (KM_UNLIKELY(!is_segment(s))) return free_not_segment(p, "free");
   Page* page = page_of(s, p);
   auto* b = static_cast<Block*>(p);
-  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
-  uint64_t idx = (off * page->recip) >> 40;
   uintptr_t tag = free_tag(page, p);
   Heap* h = tl_heap;
   // Not a cell start, never handed out, or already free: the slow path says which, and stops.
-  if (KM_UNLIKELY(idx * page->cell_size != off || idx >= page_carved(page) || b->tag == tag))
+  if (KM_UNLIKELY(!is_carved_cell(page, p) || b->tag == tag))
     return free_slow(p, page);
   // Another thread's page, or a flagged (full or secure) page of ours.
   if (KM_UNLIKELY(page_owner(page) != reinterpret_cast<uintptr_t>(h))) return free_other(b, page, tag);

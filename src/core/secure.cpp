@@ -24,11 +24,6 @@ Block* decode(const Page* pg, const Block* b) {
   return reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(b->next) ^ page_key(pg) ^
                                   ((self << 17) | (self >> 47)));
 }
-bool is_cell(const Page* pg, const void* p) {
-  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(pg->start);
-  uint64_t idx = (off * pg->recip) >> 40;
-  return idx * pg->cell_size == off && idx < pg->carved;
-}
 uint64_t tail_mix(const Page* pg, const void* p) { return (page_key(pg) * kMix) ^ reinterpret_cast<uintptr_t>(p); }
 uint64_t* tail_of(const Page* pg, void* p) {
   return reinterpret_cast<uint64_t*>(static_cast<char*>(p) + pg->cell_size - kSecureTail);
@@ -105,7 +100,7 @@ bool secure_has_cell(Page* pg) {
 void* secure_pop(Page* pg, bool zero, size_t size) {
   Block* b = pg->local_free;
   Block* next = decode(pg, b);
-  if (next && !is_cell(pg, next)) fatal_pointer("malloc", "corrupted free list in the page of", b);
+  if (next && !is_carved_cell(pg, next)) fatal_pointer("malloc", "corrupted free list in the page of", b);
   pg->local_free = next;
   b->tag = 0;
   b->next = nullptr;

@@ -134,10 +134,7 @@ bool cell_is_live(const void* p) {
   Segment* s = segment_of(p);
   if (!is_segment(s)) return false;
   Page* page = page_of(s, p);
-  if (page->cell_size == 0) return false;
-  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(page->start);
-  uint64_t idx = (off * page->recip) >> 40;
-  if (idx * page->cell_size != off || idx >= page_carved(page)) return false;
+  if (!is_carved_cell(page, p)) return false;
   auto* b = static_cast<const Block*>(p);
   return b->tag != free_tag(page, p);
 }

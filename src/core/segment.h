@@ -97,6 +97,14 @@ struct Segment {
 };
 static_assert(sizeof(Segment) <= kSlotSize, "the header fits in slot 0");
 constexpr uint64_t kAllSlotsFree = ~uint64_t(0) << kFirstSlot;
+// Is p the start of a carved cell of pg? The index comes from a multiply by the reciprocal (no
+// division); false for a free slot (cell_size 0), an interior pointer, or a never-carved cell.
+KM_INLINE bool is_carved_cell(const Page* pg, const void* p) {
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(pg->start);
+  uint64_t idx = (off * pg->recip) >> 40;
+  return idx * pg->cell_size == off && idx < page_carved(pg);
+}
+
 // dirty_slots is changed under the segment's lock but peeked at by the purger without it.
 KM_INLINE void set_dirty_slots(Segment* s, uint64_t v) { __atomic_store_n(&s->dirty_slots, v, __ATOMIC_RELAXED); }
 
