@@ -29,6 +29,7 @@ constinit Heap g_empty_heap(&g_empty_page);
 constinit Heap g_dead_heap(&g_empty_page);
 constinit thread_local Heap* tl_heap = &g_empty_heap;
 constinit thread_local int tl_tid = 0;
+constinit thread_local int tl_locks_held = 0;
 
 namespace {
 std::atomic<size_t> g_heap_count{0};   // heaps ever made (they are reused, never freed)
@@ -451,18 +452,14 @@ void heaps_drain_abandoned() {
 
 // ============================================================================ fork
 
-namespace {
-bool g_fork_took_pool, g_fork_took_orphan;
-}
-
 void heaps_fork_prepare() {
-  g_fork_took_pool = g_pool_lock.lock_for_fork();
-  g_fork_took_orphan = g_orphan_lock.lock_for_fork();
+  g_pool_lock.lock();
+  g_orphan_lock.lock();
 }
 
 void heaps_fork_parent() {
-  if (g_fork_took_orphan) g_orphan_lock.unlock();
-  if (g_fork_took_pool) g_pool_lock.unlock();
+  g_orphan_lock.unlock();
+  g_pool_lock.unlock();
 }
 
 void heaps_fork_child() {

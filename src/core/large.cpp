@@ -38,7 +38,6 @@ Entry* g_table = nullptr;   // capacity g_cap (a power of two), or nullptr befor
 size_t g_cap = 0, g_live = 0, g_dead = 0;
 CacheSlot g_cache[kCacheSlots];
 size_t g_cached = 0;
-bool g_fork_took = false;
 
 size_t page_round(size_t n) { return (n + os::kPageSize - 1) & ~(os::kPageSize - 1); }
 size_t map_len(size_t size) { return (size & ~kGuardFlag) + ((size & kGuardFlag) ? os::kPageSize : 0); }
@@ -293,10 +292,8 @@ size_t large_cached_bytes() {
   return g_cached;
 }
 
-void large_fork_prepare() { g_fork_took = g_large_lock.lock_for_fork(); }
-void large_fork_parent() {
-  if (g_fork_took) g_large_lock.unlock();
-}
+void large_fork_prepare() { g_large_lock.lock(); }
+void large_fork_parent() { g_large_lock.unlock(); }
 void large_fork_child() { g_large_lock.reset_in_child(); }
 
 }  // namespace km

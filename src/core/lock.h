@@ -1,8 +1,9 @@
 // lock.h — the allocator's only lock: a tiny spin-then-yield lock that knows its holder.
 //
-// Knowing the holder (the kernel thread id) lets fork() work from a signal handler that interrupted
-// a slow path: the atfork prepare handler skips a lock the forking thread already holds instead of
-// deadlocking on itself, and the child resets every lock. No lock is taken on any fast path.
+// Each thread counts the allocator locks it holds, so that fork() works from a signal handler that
+// interrupted a slow path: the atfork prepare handler then takes no lock at all (it could deadlock on
+// the interrupted thread's lock, directly or through another thread waiting for it), and the child
+// resets every lock. No lock is taken on any fast path.
 #pragma once
 #include <atomic>
 #include <sched.h>
@@ -12,6 +13,7 @@
 namespace km {
 
 int current_tid();   // cached per thread (heap.cpp)
+extern constinit thread_local int tl_locks_held;   // allocator locks the calling thread holds
 
 class SpinLock {
  public:
@@ -20,26 +22,26 @@ class SpinLock {
     for (unsigned spins = 0;; ++spins) {
       int expected = 0;
       if (KM_LIKELY(holder_.compare_exchange_weak(expected, me, std::memory_order_acquire,
-                                                  std::memory_order_relaxed)))
+                                                  std::memory_order_relaxed))) {
+        ++tl_locks_held;
         return;
+      }
       if (spins > 64) sched_yield();
       else __builtin_ia32_pause();
     }
   }
   bool try_lock() {
     int expected = 0;
-    return holder_.compare_exchange_strong(expected, current_tid(), std::memory_order_acquire,
-                                           std::memory_order_relaxed);
+    bool got = holder_.compare_exchange_strong(expected, current_tid(), std::memory_order_acquire,
+                                               std::memory_order_relaxed);
+    tl_locks_held += got;
+    return got;
   }
-  void unlock() { holder_.store(0, std::memory_order_release); }
-  // For the atfork prepare handler: take the lock unless this thread holds it already.
-  // Returns whether it was taken (and so must be released in the parent).
-  bool lock_for_fork() {
-    if (holder_.load(std::memory_order_relaxed) == current_tid()) return false;
-    lock();
-    return true;
+  void unlock() {
+    holder_.store(0, std::memory_order_release);
+    if (tl_locks_held > 0) --tl_locks_held;   // a forked child may unlock what it reset
   }
-  // In the fork child only one thread exists: whatever held the lock is gone.
+  // In a fork child only one thread exists: whatever held the lock is gone.
   void reset_in_child() { holder_.store(0, std::memory_order_relaxed); }
 
  private:

@@ -11,7 +11,6 @@ constexpr size_t kChunk = 64 * 1024;
 SpinLock g_meta_lock;
 char* g_cur = nullptr;    // guarded by g_meta_lock
 char* g_end = nullptr;
-bool g_fork_took = false;
 }  // namespace
 
 void* meta_alloc(size_t size) {
@@ -30,10 +29,8 @@ void* meta_alloc(size_t size) {
   return p;
 }
 
-void meta_fork_prepare() { g_fork_took = g_meta_lock.lock_for_fork(); }
-void meta_fork_parent() {
-  if (g_fork_took) g_meta_lock.unlock();
-}
+void meta_fork_prepare() { g_meta_lock.lock(); }
+void meta_fork_parent() { g_meta_lock.unlock(); }
 void meta_fork_child() { g_meta_lock.reset_in_child(); }
 
 }  // namespace km

@@ -31,7 +31,6 @@ std::atomic<int> g_thread_state{0};     // 0 none, 1 running, -1 could not start
 std::atomic<int64_t> g_last_pass{0};
 SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
 constexpr size_t kMaxDirtyUnthreaded = size_t(16) << 20;
-bool g_fork_took = false;
 
 void futex_wait(std::atomic<uint32_t>* w, uint32_t seen, const timespec* timeout) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAIT_PRIVATE, seen, timeout, nullptr, 0);
@@ -139,9 +138,9 @@ void purge_schedule() {
   }
 }
 
-void purge_fork_prepare() { g_fork_took = g_pass_lock.lock_for_fork(); }
+void purge_fork_prepare() { g_pass_lock.lock(); }
 void purge_fork_parent() {
-  if (g_fork_took) g_pass_lock.unlock();
+  g_pass_lock.unlock();
 }
 void purge_fork_child() {
   g_pass_lock.reset_in_child();

@@ -2,7 +2,9 @@
 //
 // Lock order, everywhere: purge pass → heap pool → orphan heap → metadata → segments list → each
 // segment (list order) → large blocks. The fork prepare handler takes them in that order; the
-// parent releases them; the child resets them (only the forking thread exists there).
+// parent releases them; the child resets them (only the forking thread exists there). A fork from a
+// signal handler that interrupted one of our critical sections takes no lock at all: waiting for any
+// of them could wait for the interrupted thread itself.
 #include "core/runtime.h"
 
 #include <atomic>
@@ -23,7 +25,11 @@ namespace km {
 namespace {
 std::atomic<int> g_init_state{0};   // 0 not started, 1 running, 2 done
 
+bool g_fork_took_locks = false;   // written and read by the forking thread only
+
 void fork_prepare() {
+  g_fork_took_locks = tl_locks_held == 0;
+  if (!g_fork_took_locks) return;
   purge_fork_prepare();
   heaps_fork_prepare();
   meta_fork_prepare();
@@ -31,6 +37,7 @@ void fork_prepare() {
   large_fork_prepare();
 }
 void fork_parent() {
+  if (!g_fork_took_locks) return;
   large_fork_parent();
   segments_fork_parent();
   meta_fork_parent();
@@ -43,6 +50,7 @@ void fork_child() {
   meta_fork_child();
   heaps_fork_child();
   purge_fork_child();
+  tl_locks_held = 0;
 }
 }  // namespace
 

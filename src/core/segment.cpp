@@ -142,22 +142,14 @@ bool cell_is_live(const void* p) {
 }  // namespace km
 
 namespace km {
-namespace {
-bool g_fork_took_list = false;
-Segment* g_fork_skipped = nullptr;   // a segment lock the forking thread held already
-}
+// The segments lock, then every segment's lock, in list order (the list is stable while it is held).
 void segments_fork_prepare() {
-  g_fork_took_list = g_segments_lock.lock_for_fork();
-  // A lock this thread already holds (fork from a signal handler) is skipped, not re-taken; a
-  // thread holds at most one segment lock at a time.
-  g_fork_skipped = nullptr;
-  for (Segment* s = g_segments; s; s = s->next)
-    if (!s->lock.lock_for_fork()) g_fork_skipped = s;
+  g_segments_lock.lock();
+  for (Segment* s = g_segments; s; s = s->next) s->lock.lock();
 }
 void segments_fork_parent() {
-  for (Segment* s = g_segments; s; s = s->next)
-    if (s != g_fork_skipped) s->lock.unlock();
-  if (g_fork_took_list) g_segments_lock.unlock();
+  for (Segment* s = g_segments; s; s = s->next) s->lock.unlock();
+  g_segments_lock.unlock();
 }
 void segments_fork_child() {
   for (Segment* s = g_segments; s; s = s->next) s->lock.reset_in_child();
