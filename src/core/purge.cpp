@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "core/heap.h"
-#include "core/large.h"
+#include "core/huge.h"
 #include "core/options.h"
 #include "core/segment.h"
 #include "platform/os.h"
@@ -53,7 +53,7 @@ void* purger_main(void*) {
     long delay = option(Opt::purge_delay_ms);
     purge_expired(os::now_ms() - delay);
     heaps_drain_abandoned();
-    bool pending = anything_dirty() || large_cached_bytes() > 0;
+    bool pending = anything_dirty() || huge_cached_bytes() > 0;
     timespec ts{};
     if (pending) {
       long wait_ms = delay / 2 + 1;
@@ -103,7 +103,7 @@ size_t purge_pass(int64_t cutoff_ms) {
     for (Segment* s = g_segments; s; s = s->next)
       if (__atomic_load_n(&s->dirty_slots, __ATOMIC_RELAXED)) purged += segment_purge(s, cutoff_ms);
   }
-  purged += large_purge_expired(cutoff_ms);
+  purged += huge_purge_expired(cutoff_ms);
   g_last_pass.store(os::now_ms(), std::memory_order_relaxed);
   return purged;
 }

@@ -1,7 +1,7 @@
 // runtime.cpp — start-up (options, banner), fork handlers (every lock in one order), exit summary.
 //
 // Lock order, everywhere: purge pass → heap pool → orphan heap → metadata → segments list → each
-// segment (list order) → large blocks. The fork prepare handler takes them in that order; the
+// segment (list order). The huge-block cache is lock-free. The fork prepare handler takes them in that order; the
 // parent releases them; the child resets them (only the forking thread exists there). A fork from a
 // signal handler that interrupted one of our critical sections takes no lock at all: waiting for any
 // of them could wait for the interrupted thread itself.
@@ -12,7 +12,6 @@
 #include <sched.h>
 
 #include "core/heap.h"
-#include "core/large.h"
 #include "core/meta.h"
 #include "core/options.h"
 #include "core/purge.h"
@@ -34,18 +33,15 @@ void fork_prepare() {
   heaps_fork_prepare();
   meta_fork_prepare();
   segments_fork_prepare();
-  large_fork_prepare();
 }
 void fork_parent() {
   if (!g_fork_took_locks) return;
-  large_fork_parent();
   segments_fork_parent();
   meta_fork_parent();
   heaps_fork_parent();
   purge_fork_parent();
 }
 void fork_child() {
-  large_fork_child();
   segments_fork_child();
   meta_fork_child();
   heaps_fork_child();

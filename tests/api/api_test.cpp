@@ -359,7 +359,7 @@ TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
         free(p);
         free(p);
       },
-      "kmalloc: free\\(\\): invalid pointer 0x");
+      "kmalloc: free\\(\\): double free 0x");
 }
 
 TEST(MisuseDeathTest, ReallocOfAForeignPointer) {
