@@ -29,7 +29,6 @@ constinit Page g_empty_page{};
 constinit Heap g_empty_heap(&g_empty_page);
 constinit Heap g_dead_heap(&g_empty_page);
 constinit thread_local Heap* tl_heap = &g_empty_heap;
-constinit thread_local int tl_tid = 0;
 constinit thread_local int tl_locks_held = 0;
 
 namespace {
@@ -42,11 +41,6 @@ Heap* g_orphan = nullptr;      // serves threads that allocate after their heap 
 pthread_key_t g_thread_key;
 std::atomic<bool> g_key_ready{false};
 }  // namespace
-
-int current_tid() {
-  if (KM_UNLIKELY(tl_tid == 0)) tl_tid = os::thread_id();
-  return tl_tid;
-}
 
 size_t heap_count() { return g_heap_count.load(std::memory_order_relaxed); }
 int live_heaps() { return g_live_heaps.load(std::memory_order_relaxed); }
@@ -340,7 +334,6 @@ Heap* heap_acquire() {
   }
   if (!h) h = heap_new();
   if (!h) return nullptr;
-  h->tid = current_tid();
   tl_heap = h;
   g_live_heaps.fetch_add(1, std::memory_order_relaxed);
   if (!g_key_ready.load(std::memory_order_acquire)) {
@@ -488,10 +481,13 @@ void heaps_fork_parent() {
   g_pool_lock.unlock();
 }
 
-void heaps_fork_child() {
+void heaps_fork_child(bool whole) {
   g_orphan_lock.reset_in_child();
   g_pool_lock.reset_in_child();
-  tl_tid = 0;   // the child is a new kernel thread
+  if (!whole) {   // the pool or the orphan heap may be mid-update: abandon them
+    g_pool = nullptr;
+    g_orphan = nullptr;
+  }
   // The forking thread's heap may be halfway through a malloc or free (fork from a signal handler
   // that interrupted one), so the child sets it aside and starts a fresh heap on its next malloc.
   // Like the heaps of threads that do not exist in the child, it keeps its memory (shared

@@ -26,7 +26,6 @@ struct Heap {
   char remote_pad_[64 - sizeof(std::atomic<Block*>)] = {};
   Segment* segments = nullptr;        // owner: the segments this heap owns
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
-  int tid = 0;                        // kernel id of the owning thread
   // owner: pages emptied recently, still on their lane lists so that the next burst of allocations
   // reuses them as they are (no set-up, no carving); retired when still empty kRetireAfter slow paths
   // later, or the oldest first when more than kRetiringSlots slots wait.
@@ -79,7 +78,7 @@ int live_heaps();
 // fork support (runtime.cpp drives these)
 void heaps_fork_prepare();
 void heaps_fork_parent();
-void heaps_fork_child();
+void heaps_fork_child(bool whole);
 // Collect remote frees of heaps whose thread has exited (the purger calls this).
 void heaps_drain_abandoned();
 

@@ -207,9 +207,17 @@ void segments_fork_parent() {
   g_segments_lock.unlock();
   g_spare_lock.unlock();
 }
-void segments_fork_child() {
-  for (Segment* s = g_segments; s; s = s->next) s->lock.reset_in_child();
+void segments_fork_child(bool whole) {
   g_segments_lock.reset_in_child();
   g_spare_lock.reset_in_child();
+  if (!whole) {   // the list, the spares and any segment's bitmaps may be torn: forget them all
+    g_segments = nullptr;
+    g_spare = nullptr;
+    g_spare_count = 0;
+    g_segment_count.store(0, std::memory_order_relaxed);
+    g_dirty_bytes.store(0, std::memory_order_relaxed);
+    return;
+  }
+  for (Segment* s = g_segments; s; s = s->next) s->lock.reset_in_child();
 }
 }  // namespace km

@@ -181,5 +181,5 @@ namespace km {
 // fork: the segments lock, then every segment's lock, in list order.
 void segments_fork_prepare();
 void segments_fork_parent();
-void segments_fork_child();
+void segments_fork_child(bool whole);   // whole: prepare took every lock
 }  // namespace km
