@@ -19,9 +19,6 @@ namespace {
 constexpr uint64_t kHugeMagic = 0x6B6D616C6C6F6348ull;
 constexpr uint32_t kLive = 1, kCached = 2;
 constexpr size_t kHeaderBytes = os::kPageSize;
-// A reused or shrunk mapping keeps up to this much beyond what it needs, rather than unmapping it
-// (a later, larger request grows into it without page faults).
-constexpr size_t kKeepSlack = size_t(1) << 20;
 
 struct HugeHeader {
   uint64_t check;        // kHugeMagic ^ its own address: a header of ours
@@ -133,13 +130,29 @@ void cache_put(HugeHeader* h) {
   unmap_header(h);
 }
 
-// Resize mapping h (its map byte already cleared) to `len` bytes: in place, or moved to a fresh
-// reservation aligned like it. Returns the header at its new place, or nullptr (h unchanged).
+// Resize mapping h (its map byte already cleared) to hold `len` bytes: in place, or moved to a fresh
+// reservation aligned like it. A mapping larger than needed is cut at the first 4 MiB boundary past
+// `len`: the tail (still resident) becomes a cached mapping of its own, the head keeps less than
+// 4 MiB of slack (a later realloc grows into it with no system call). Returns the header at its new
+// place, or nullptr (h unchanged).
 HugeHeader* resize_mapping(HugeHeader* h, size_t len) {
   size_t have = h->map_len;
   size_t off = size_t(h->block - reinterpret_cast<char*>(h));
   if (len <= have) {
-    if (have - len > kKeepSlack && os::resize_in_place(h, have, len)) h->map_len = len;
+    size_t cut = (len + kSegmentSize - 1) & ~(kSegmentSize - 1);
+    if (have >= cut + kSegmentSize) {
+      auto* tail = reinterpret_cast<HugeHeader*>(reinterpret_cast<char*>(h) + cut);
+      tail->check = kHugeMagic ^ reinterpret_cast<uintptr_t>(tail);
+      tail->map_len = have - cut;
+      tail->base_align = kSegmentSize;
+      tail->block = reinterpret_cast<char*>(tail) + kHeaderBytes;
+      tail->usable = 0;
+      tail->guard = 0;
+      stats_metadata_add(long(kHeaderBytes));
+      map_store(tail->block, map_byte_for(tail));   // as any cached mapping: a free reports "double"
+      h->map_len = cut;
+      cache_put(tail);
+    }
     return h;
   }
   if (os::resize_in_place(h, have, len)) {
@@ -195,7 +208,7 @@ void* huge_alloc(size_t size, size_t align, bool zero) {
     dirty = 0;
   }
   h->block = reinterpret_cast<char*>(h) + off;
-  h->usable = h->map_len - off - (guard ? os::kPageSize : 0);
+  h->usable = usable;
   h->guard = guard;
   if (guard && !os::protect_none(h->block + h->usable, os::kPageSize)) {
     os::unmap(h, h->map_len);
@@ -242,7 +255,7 @@ bool huge_resize(void* p, size_t size, void** out) {
     map_store(h->block, map_byte_for(h));
     return false;
   }
-  r->usable = r->map_len - off;
+  r->usable = usable;
   map_store(r->block, map_byte_for(r));
   stats_huge_add(long(r->usable) - long(old_usable), false);
   *out = r->block;
