@@ -107,7 +107,7 @@ bool cache_evict_oldest() {
 // Keep a freed mapping for reuse, or unmap it when the cache has no room for it.
 void cache_put(HugeHeader* h) {
   size_t limit = size_t(option(Opt::large_cache_mb)) << 20;
-  if (option(Opt::purge_delay_ms) == 0 || h->map_len > limit / 2) return unmap_header(h);
+  if (option(Opt::purge_delay_ms) == 0 || h->map_len > limit) return unmap_header(h);
   while (g_cached.load(std::memory_order_relaxed) + h->map_len > limit)
     if (!cache_evict_oldest()) break;
   h->freed_ms = os::now_ms();

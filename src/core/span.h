@@ -18,8 +18,12 @@
 
 namespace km {
 
-// The largest span: every slot of a segment but the header's.
-constexpr unsigned kMaxSpanSlots = kSlotsPerSegment - kFirstSlot;
+// The largest span, in slots (at most every slot of a segment but the header's).
+#ifndef KM_SPAN_SLOTS
+#define KM_SPAN_SLOTS 63
+#endif
+constexpr unsigned kMaxSpanSlots = KM_SPAN_SLOTS;
+static_assert(kMaxSpanSlots >= 3 && kMaxSpanSlots <= kSlotsPerSegment - kFirstSlot);
 constexpr size_t kSpanMax = size_t(kMaxSpanSlots) << kSlotShift;
 
 // Will a block of `size` bytes be a span (not a huge block)?
