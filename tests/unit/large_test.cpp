@@ -230,6 +230,26 @@ TEST(Aligned, SteadyStateAlignedAllocationsMakeNoSystemCall) {
   }
 }
 
+TEST(Segments, ABurstThatFreesEverythingAndAllocatesAgainMapsNothing) {
+  // 16K blocks of 4000-4200 B (about 16 segments), all freed, five times over: after the first
+  // round the emptied segments are taken back from the spare pool, with no mmap or munmap.
+  in_thread([] {
+    std::vector<void*> blocks(16384);
+    size_t after_first = 0;
+    for (int round = 0; round < 5; ++round) {
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        blocks[i] = km_malloc(4000 + (i * 37) % 200);
+        ASSERT_NE(blocks[i], nullptr);
+        static_cast<char*>(blocks[i])[0] = 1;
+      }
+      for (void* p : blocks) km_free(p);
+      km::os::Counters c = km::os::counters();
+      if (round == 0) after_first = c.mmap_count + c.munmap_count;
+      else EXPECT_EQ(c.mmap_count + c.munmap_count, after_first) << "round " << round;
+    }
+  });
+}
+
 TEST(Faults, ASpanThatNeedsANewSegmentFailsCleanlyAndLeaksNothing) {
   in_thread([] {
     km_stats before = stats();
