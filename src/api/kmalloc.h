@@ -40,10 +40,11 @@ void   km_stats_print(void);
 
 /* Counters for programs and tests; bytes unless named *_count. A snapshot, not atomic as a whole. */
 typedef struct km_stats {
-  size_t in_use;          /* bytes in blocks handed out and not freed (cells: cell size) */
+  size_t in_use;          /* bytes in blocks handed out and not freed (cells: cell size); a block
+                             freed by another thread counts as free at once */
   size_t peak_in_use;     /* highest in_use seen on a slow path (page granularity) */
   size_t mapped;          /* bytes mapped from the OS right now (segments + large blocks) */
-  size_t resident;        /* resident set of the process, from /proc/self/statm */
+  size_t resident;        /* kmalloc's own resident bytes: segments (mincore) + huge mappings */
   size_t metadata;        /* bytes of allocator metadata (segment headers, heaps, registries) */
   size_t large_in_use;    /* bytes in live blocks above the largest lane (span_bytes + huge_bytes) */
   size_t large_cached;    /* bytes of freed huge mappings kept for reuse */
@@ -58,6 +59,7 @@ typedef struct km_stats {
   size_t huge_count;      /* live huge blocks: a mapping of their own each */
   size_t huge_bytes;      /* their usable bytes */
   size_t dirty;           /* bytes of free segment slots not yet purged (resident, reusable) */
+  size_t process_resident;/* resident set of the whole process, from /proc/self/statm */
 } km_stats;
 void km_stats_get(km_stats *out);
 

@@ -33,6 +33,8 @@ constinit thread_local int tl_locks_held = 0;
 
 namespace {
 std::atomic<size_t> g_heap_count{0};   // heaps ever made (they are reused, never freed)
+std::atomic<Heap*> g_all_heaps{nullptr};   // every heap ever made, through Heap::all_next
+std::atomic<size_t> g_heapless_remote{0};  // remote frees by threads without a heap of their own
 std::atomic<int> g_live_heaps{0};      // heaps a thread of this process is using now
 SpinLock g_pool_lock;          // guards the pool and every heap in it
 Heap* g_pool = nullptr;        // heaps whose thread has exited
@@ -43,6 +45,14 @@ std::atomic<bool> g_key_ready{false};
 }  // namespace
 
 size_t heap_count() { return g_heap_count.load(std::memory_order_relaxed); }
+
+size_t heaps_remote_pending() {
+  long pending = long(g_heapless_remote.load(std::memory_order_relaxed));
+  for (Heap* h = g_all_heaps.load(std::memory_order_acquire); h; h = h->all_next)
+    pending += long(__atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED)) -
+               long(__atomic_load_n(&h->remote_collected, __ATOMIC_RELAXED));
+  return pending > 0 ? size_t(pending) : 0;
+}
 int live_heaps() { return g_live_heaps.load(std::memory_order_relaxed); }
 
 // ============================================================================ lane lists
@@ -282,7 +292,9 @@ void collect_remote(Heap* h) {
   while (b) {
     Block* next = b->next;
     Segment* s = segment_of(b);
-    owner_push(h, page_of(s, b), b);
+    Page* pg = page_of(s, b);
+    __atomic_store_n(&h->remote_collected, h->remote_collected + pg->cell_size, __ATOMIC_RELAXED);
+    owner_push(h, pg, b);
     b = next;
   }
 }
@@ -315,6 +327,9 @@ Heap* heap_new() {
   if (!mem) return nullptr;
   Heap* h = new (mem) Heap(&g_empty_page);
   g_heap_count.fetch_add(1, std::memory_order_relaxed);
+  Heap* head = g_all_heaps.load(std::memory_order_relaxed);
+  do h->all_next = head;
+  while (!g_all_heaps.compare_exchange_weak(head, h, std::memory_order_release, std::memory_order_relaxed));
   return h;
 }
 
@@ -406,7 +421,12 @@ void page_free_slow(Heap* h, Page* page) { page_emptied(h, page); }
 
 namespace {
 // Hand a freed cell (already tagged free) to the heap that owns its page: a lock-free push.
-void remote_push(Heap* owner, Block* b) {
+void remote_push(Heap* owner, Block* b, uint32_t bytes) {
+  Heap* me = tl_heap;
+  if (me != &g_empty_heap && me != &g_dead_heap)
+    __atomic_store_n(&me->remote_freed, me->remote_freed + bytes, __ATOMIC_RELAXED);
+  else
+    g_heapless_remote.fetch_add(bytes, std::memory_order_relaxed);
   Block* head = owner->remote.load(std::memory_order_relaxed);
   do b->next = head;
   while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
@@ -427,7 +447,7 @@ void free_slow(void* p, Page* page) {
   // Another thread's cell: tag it free now (so a second free is caught), then hand it over.
   if (secure_cell) secure_scrub(page, b);
   b->tag = free_tag(page, p);
-  remote_push(owner, b);
+  remote_push(owner, b, page->cell_size);
 }
 
 void free_other(Block* b, Page* page, uintptr_t tag) {
@@ -435,7 +455,7 @@ void free_other(Block* b, Page* page, uintptr_t tag) {
   Heap* owner = page_heap(page);
   if (owner == tl_heap) return owner_push(owner, page, b);     // our full page
   b->tag = tag;   // free from now on, so a second free is caught
-  remote_push(owner, b);
+  remote_push(owner, b, page->cell_size);
 }
 
 void free_not_segment(void* p, const char* call) {

@@ -26,6 +26,12 @@ struct Heap {
   char remote_pad_[64 - sizeof(std::atomic<Block*>)] = {};
   Segment* segments = nullptr;        // owner: the segments this heap owns
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
+  Heap* all_next = nullptr;           // every heap ever made (never removed): stats sum over them
+  // owner-written, read by stats: bytes this heap's thread freed into other heaps' remote stacks, and
+  // bytes it collected from its own. Their difference, summed over all heaps, is what was freed
+  // across threads and not yet collected: "in use" leaves it out, without an atomic per free.
+  size_t remote_freed = 0;
+  size_t remote_collected = 0;
   // owner: pages emptied recently, still on their lane lists so that the next burst of allocations
   // reuses them as they are (no set-up, no carving); retired when still empty kRetireAfter slow paths
   // later, or the oldest first when more than kRetiringSlots slots wait.
@@ -73,6 +79,8 @@ void collect_remote(Heap* h);
 void heap_collect(Heap* h, bool retire_current);
 // Number of heaps created so far.
 size_t heap_count();
+// Bytes freed by other threads and not yet collected by their owners (stats: not "in use").
+size_t heaps_remote_pending();
 // Number of heaps that threads of this process use now (the purger starts only at two or more).
 int live_heaps();
 // fork support (runtime.cpp drives these)

@@ -21,10 +21,12 @@ void raise_to(std::atomic<long>& peak, long v) {
 }
 
 // Exact bytes in cells handed out, per lane: walks every segment's pages under the segments lock.
-// Cells freed by another thread and not yet collected by their owner still count as in use.
-void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells) {
+// Cells freed by another thread and not yet collected by their owner still count here (per lane); the
+// total subtracts them (heaps_remote_pending). `resident`: the segments' resident bytes (mincore).
+void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells, size_t* resident) {
   LockGuard g(g_segments_lock);
   for (Segment* s = g_segments; s; s = s->next) {
+    if (resident) *resident += os::resident_in(s, kSegmentSize);
     for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
       const Page& pg = s->pages[i];
       if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
@@ -62,7 +64,8 @@ void stats_peak_update() {
 
 void stats_get(km_stats* out) {
   size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
-  cells_in_use(bytes, cells);
+  size_t resident = 0;
+  cells_in_use(bytes, cells, &resident);
   size_t in_use = 0;
   for (unsigned l = 0; l < kLaneCount; ++l) in_use += bytes[l];
   os::Counters c = os::counters();
@@ -71,11 +74,15 @@ void stats_get(km_stats* out) {
   out->huge_count = size_t(g_huges.load(std::memory_order_relaxed));
   out->huge_bytes = size_t(g_huge_bytes.load(std::memory_order_relaxed));
   out->large_in_use = out->span_bytes + out->huge_bytes;
-  out->in_use = in_use + out->large_in_use;
+  // What the program holds: a cell or span freed by another thread is free, collected or not.
+  size_t pending = heaps_remote_pending();
+  out->in_use = in_use + out->large_in_use > pending ? in_use + out->large_in_use - pending : 0;
   out->peak_in_use = size_t(g_peak.load(std::memory_order_relaxed));
   if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
   out->mapped = c.mapped_bytes;
-  out->resident = os::resident_bytes();
+  // kmalloc's own: segments (mincore) and the huge mappings live or cached (resident until purged).
+  out->resident = resident + out->huge_bytes + size_t(g_huge_cached.load(std::memory_order_relaxed));
+  out->process_resident = os::resident_bytes();
   out->metadata = size_t(g_metadata.load(std::memory_order_relaxed));
   out->large_cached = size_t(g_huge_cached.load(std::memory_order_relaxed));
   out->dirty = g_dirty_bytes.load(std::memory_order_relaxed);
@@ -91,7 +98,7 @@ void stats_print() {
   km_stats st;
   stats_get(&st);
   size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
-  cells_in_use(bytes, cells);
+  cells_in_use(bytes, cells, nullptr);
   Msg m;
   m.str("kmalloc: statistics\n").emit();
   m.str("  in use        ").bytes(st.in_use).pad(30).str("peak ").bytes(st.peak_in_use).str("\n").emit();
@@ -99,7 +106,8 @@ void stats_print() {
       .bytes(st.dirty).str("\n").emit();
   m.str("  huge blocks   ").num(st.huge_count).str(" (").bytes(st.huge_bytes).str(")").pad(30).str("cached ")
       .bytes(st.large_cached).str("\n").emit();
-  m.str("  mapped        ").bytes(st.mapped).pad(30).str("resident ").bytes(st.resident).str("\n").emit();
+  m.str("  mapped        ").bytes(st.mapped).pad(30).str("resident ").bytes(st.resident).str(" (process RSS ")
+      .bytes(st.process_resident).str(")\n").emit();
   m.str("  metadata      ").bytes(st.metadata).pad(30).str("segments ").num(st.segments).str(", heaps ")
       .num(st.heaps).str("\n").emit();
   m.str("  os calls      mmap ").num(st.mmap_count).str(", munmap ").num(st.munmap_count).str(", purge ")

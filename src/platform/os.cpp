@@ -161,6 +161,20 @@ size_t resident_bytes() {
   return pages * size_t(sysconf(_SC_PAGESIZE));
 }
 
+size_t resident_in(const void* p, size_t size) {
+  ErrnoGuard g;
+  unsigned char vec[256];   // one byte per page, a chunk at a time: no allocation
+  size_t resident = 0;
+  auto* at = static_cast<const char*>(p);
+  for (size_t done = 0; done < size;) {
+    size_t chunk = size - done < sizeof vec * kPageSize ? size - done : sizeof vec * kPageSize;
+    if (::mincore(const_cast<char*>(at + done), chunk, vec) != 0) return resident;
+    for (size_t i = 0; i < (chunk + kPageSize - 1) / kPageSize; ++i) resident += (vec[i] & 1) * kPageSize;
+    done += chunk;
+  }
+  return resident;
+}
+
 namespace {
 bool name_matches(const char* entry, const char* name) {
   while (*name && *entry == *name) ++entry, ++name;

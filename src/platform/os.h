@@ -43,6 +43,8 @@ void write_stderr(const char* buf, size_t len);
 void keep_stderr();
 // Resident set size of this process in bytes (raw read of /proc/self/statm), 0 if unknown.
 size_t resident_bytes();
+// Bytes of [p, p + size) resident in memory (mincore); p page-aligned. 0 if unknown.
+size_t resident_in(const void* p, size_t size);
 // The value of environment variable `name` (e.g. "KMALLOC_STATS"), or nullptr. Reads `environ`
 // directly, or /proc/self/environ before libc has set environ up. Returns nullptr in setuid/setgid
 // programs (AT_SECURE), so options there are silently ignored.

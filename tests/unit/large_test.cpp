@@ -2,6 +2,8 @@
 // without the override, through km_* and the stats counters.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -248,6 +250,29 @@ TEST(Segments, ABurstThatFreesEverythingAndAllocatesAgainMapsNothing) {
       else EXPECT_EQ(c.mmap_count + c.munmap_count, after_first) << "round " << round;
     }
   });
+}
+
+TEST(Stats, InUseIsExactAfterCrossThreadFrees) {
+  // Another thread allocates; this one frees everything while the owner sits idle, never
+  // collecting: "in use" must drop at once (the cells are free for the program), and "resident"
+  // is kmalloc's own, never above what it maps.
+  km_stats before = stats();
+  std::vector<void*> blocks;
+  std::atomic<bool> freed{false};
+  std::thread owner([&] {
+    for (int i = 0; i < 5000; ++i) blocks.push_back(km_malloc(100));
+    blocks.push_back(km_malloc(300 << 10));   // a span too
+    while (!freed.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  while (blocks.size() < 5001) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  km_stats during = stats();
+  EXPECT_GE(during.in_use, before.in_use + 5000 * 112 + (300 << 10));
+  for (void* p : blocks) km_free(p);
+  km_stats after = stats();
+  EXPECT_LE(after.in_use, before.in_use + 4096) << "cells freed across threads still counted";
+  EXPECT_LE(after.resident, after.mapped);
+  freed = true;
+  owner.join();
 }
 
 TEST(Faults, ASpanThatNeedsANewSegmentFailsCleanlyAndLeaksNothing) {
