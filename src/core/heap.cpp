@@ -34,6 +34,7 @@ constinit thread_local int tl_locks_held = 0;
 namespace {
 std::atomic<size_t> g_heap_count{0};   // heaps ever made (they are reused, never freed)
 std::atomic<Heap*> g_all_heaps{nullptr};   // every heap ever made, through Heap::all_next
+std::atomic<bool> g_pool_has_memory{false};  // some pooled heap may still own segments
 std::atomic<size_t> g_heapless_remote{0};  // remote frees by threads without a heap of their own
 std::atomic<int> g_live_heaps{0};      // heaps a thread of this process is using now
 SpinLock g_pool_lock;          // guards the pool and every heap in it
@@ -263,14 +264,71 @@ void owner_push(Heap* h, Page* pg, Block* b) {
 
 }  // namespace
 
-unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero) {
-  for (Segment* s = h->segments; s; s = s->heap_next) {
-    if (s->free_slots == 0) continue;   // only this thread changes free_slots: no lock to peek
-    KM_CHECK_SEGMENT(s);
-    if (unsigned first = segment_take_slots(s, n, zero)) {
-      *seg = s;
-      return first;
+// ---- reclaim: a running heap adopts what a heap of an exited thread still owns
+//
+// A pooled heap keeps the pages that still hold live cells when its thread exits. A running heap
+// that needs a page or slots takes one such heap out of the pool (then nobody else can touch it),
+// collects its remote frees, and moves every page and segment to itself: each page's owner changes,
+// so a free that read the old owner pushes onto the old heap's remote stack, which forwards it
+// (collect_remote). The emptied heap goes back to the pool for the next new thread. Never for the
+// orphan heap: it runs under g_orphan_lock, which comes after the pool lock.
+bool heap_reclaim(Heap* h) {
+  if (!g_pool_has_memory.load(std::memory_order_relaxed) || h == g_orphan) return false;
+  Heap* old = nullptr;
+  {
+    LockGuard g(g_pool_lock);
+    for (Heap** link = &g_pool; *link; link = &(*link)->pool_next) {
+      if ((*link)->segments) {
+        old = *link;
+        *link = old->pool_next;
+        old->pool_next = nullptr;
+        break;
+      }
     }
+    if (!old) g_pool_has_memory.store(false, std::memory_order_relaxed);
+  }
+  if (!old) return false;
+  collect_remote(old);
+  retiring_sweep(old, true);
+  uintptr_t me = reinterpret_cast<uintptr_t>(h);
+  Segment* last = nullptr;
+  for (Segment* s = old->segments; s; s = s->heap_next) {
+    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+      Page* pg = &s->pages[i];
+      if (s->slot_page[i] != i || pg->cell_size == 0) continue;
+      __atomic_store_n(&pg->owner, me | (pg->owner & kPageFlags), __ATOMIC_RELAXED);
+    }
+    last = s;
+  }
+  for (unsigned lane = 1; lane < kLaneCount; ++lane) {
+    for (Page* pg = old->lane_page[lane]; pg != &g_empty_page;) {
+      Page* next = pg->next ? pg->next : &g_empty_page;
+      list_push_second(h, pg);
+      pg = next;
+    }
+    old->lane_page[lane] = &g_empty_page;
+  }
+  last->heap_next = h->segments;
+  h->segments = old->segments;
+  old->segments = nullptr;
+  collect_remote(old);   // frees that raced with the move: forwarded to h
+  LockGuard g(g_pool_lock);
+  old->pool_next = g_pool;
+  g_pool = old;
+  return true;
+}
+
+unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero) {
+  for (bool reclaimed = false;; reclaimed = true) {
+    for (Segment* s = h->segments; s; s = s->heap_next) {
+      if (s->free_slots == 0) continue;   // only this thread changes free_slots: no lock to peek
+      KM_CHECK_SEGMENT(s);
+      if (unsigned first = segment_take_slots(s, n, zero)) {
+        *seg = s;
+        return first;
+      }
+    }
+    if (reclaimed || !heap_reclaim(h)) break;
   }
   Segment* s = segment_create();
   if (!s) return 0;
@@ -286,6 +344,9 @@ void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n) {
   if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, 1);
 }
 
+// Hand a freed cell (already tagged free) to the heap that owns its page: a lock-free push.
+void remote_push(Heap* owner, Block* b, uint32_t bytes);
+
 // Take every cell other threads freed to this heap and push each onto its page.
 void collect_remote(Heap* h) {
   Block* b = h->remote.exchange(nullptr, std::memory_order_acquire);
@@ -294,7 +355,9 @@ void collect_remote(Heap* h) {
     Segment* s = segment_of(b);
     Page* pg = page_of(s, b);
     __atomic_store_n(&h->remote_collected, h->remote_collected + pg->cell_size, __ATOMIC_RELAXED);
-    owner_push(h, pg, b);
+    // Its page moved to another heap (heap_reclaim) after the freeing thread read the owner: forward.
+    if (KM_UNLIKELY(page_heap(pg) != h)) remote_push(page_heap(pg), b, pg->cell_size);
+    else owner_push(h, pg, b);
     b = next;
   }
 }
@@ -306,6 +369,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
   if (h->remote.load(std::memory_order_relaxed)) collect_remote(h);
   if ((++h->tick & 15) == 0 && h->retiring_count) retiring_sweep(h, false);
   for (Page* pg = h->lane_page[lane];; pg = h->lane_page[lane]) {
+    if (pg == &g_empty_page && heap_reclaim(h)) continue;   // an exited thread's pages first
     if (pg == &g_empty_page) {
       pg = page_new(h, lane);
       if (!pg) return nullptr;
@@ -372,6 +436,7 @@ void thread_exit(void* arg) {
   LockGuard g(g_pool_lock);
   h->pool_next = g_pool;
   g_pool = h;
+  if (h->segments) g_pool_has_memory.store(true, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -419,8 +484,6 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
 
 void page_free_slow(Heap* h, Page* page) { page_emptied(h, page); }
 
-namespace {
-// Hand a freed cell (already tagged free) to the heap that owns its page: a lock-free push.
 void remote_push(Heap* owner, Block* b, uint32_t bytes) {
   Heap* me = tl_heap;
   if (me != &g_empty_heap && me != &g_dead_heap)
@@ -432,7 +495,6 @@ void remote_push(Heap* owner, Block* b, uint32_t bytes) {
   while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
                                               std::memory_order_relaxed));
 }
-}  // namespace
 
 void free_slow(void* p, Page* page) {
   auto* b = static_cast<Block*>(p);

@@ -3,7 +3,8 @@
 // Each thread allocates from its own Heap without locks. A thread's tl_heap starts out pointing at
 // g_empty_heap, whose lanes all point at an empty page, so the first malloc simply misses into the slow
 // path, which sets the thread up. When a thread exits its heap goes to a pool with everything it still
-// owns, and the next new thread adopts it whole: threads that come and go leave no growth behind.
+// owns; the next new thread adopts it whole, and a running thread that needs a page adopts its pages
+// (heap_reclaim): threads that come and go leave no growth behind, and none of it is stranded.
 //
 // Invariants: lane_page[l] is the first page of lanes[l]'s list, or &g_empty_page when the list is
 // empty. Every page on a lane list has kPageFull clear. Only the owner thread touches anything but `remote`,

@@ -82,8 +82,9 @@ KM_INLINE uintptr_t free_tag(const Page* pg, const void* cell) {
 }
 
 // Segment header, at the start of slot 0.
-// Invariants: the segment belongs to one heap for its whole life (its pages' `owner`; heaps are
-// reused whole after thread exit, never split). free_slots/dirty_slots/dirty_ms are guarded by `lock`
+// Invariants: the segment belongs to one heap at a time (its pages' `owner`): it moves only whole,
+// when a running heap adopts the heap of an exited thread (heap_reclaim), or empty, through the
+// spare pool. free_slots/dirty_slots/dirty_ms are guarded by `lock`
 // (the owner changes them when taking or giving back a run of slots; the purger reads and clears
 // dirty bits). slot_page/pages are owner-only.
 struct Segment {
