@@ -175,6 +175,7 @@ for w in ("phase", "python"):
 PY
 if "$ab" --allocators glibc,tcmalloc --lib tcmalloc=/nonexistent.so -- true 2>"$work/err"; then fail "a missing comparator was not reported"; fi
 grep -q libtcmalloc-minimal4 "$work/err" || fail "a missing comparator does not name its package: $(cat "$work/err")"
+[ -z "$(find "$root" -name __pycache__)" ] || fail "kmalloc-ab left __pycache__ in the installed tree"
 
 # ---- the man pages say what the option table says
 step "man pages"
