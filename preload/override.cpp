@@ -43,9 +43,9 @@ KM_EXPORT struct mallinfo2 mallinfo2(void) {
   km_stats st;
   km_stats_get(&st);
   struct mallinfo2 mi = {};
-  mi.arena = st.mapped - st.large_in_use - st.large_cached;   // lane segments
-  mi.hblks = 0;
-  mi.hblkhd = st.large_in_use + st.large_cached;              // large mappings
+  mi.arena = st.mapped - st.huge_bytes - st.large_cached;     // segments: lane pages and spans
+  mi.hblks = st.huge_count;
+  mi.hblkhd = st.huge_bytes + st.large_cached;                // huge mappings, live and cached
   mi.uordblks = st.in_use;
   mi.fordblks = st.mapped > st.in_use ? st.mapped - st.in_use : 0;
   mi.keepcost = st.large_cached;

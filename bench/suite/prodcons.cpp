@@ -9,50 +9,7 @@
 #include <thread>
 
 #include "common.hpp"
-
-namespace {
-
-// Lamport ring with cached indices: each side re-reads the other's index only when it looks
-// full/empty, so the ring costs little next to malloc/free.
-class Ring {
- public:
-  explicit Ring(size_t cap) : mask_(cap - 1), buf_(new void*[cap]) {}
-  ~Ring() { delete[] buf_; }
-  void push(void* p) {
-    const size_t t = tail_.load(std::memory_order_relaxed);
-    for (int spins = 0; t - head_cache_ > mask_; ++spins) {
-      head_cache_ = head_.load(std::memory_order_acquire);
-      if (t - head_cache_ > mask_) wait(spins);
-    }
-    buf_[t & mask_] = p;
-    tail_.store(t + 1, std::memory_order_release);
-  }
-  void* pop() {
-    const size_t h = head_.load(std::memory_order_relaxed);
-    for (int spins = 0; h == tail_cache_; ++spins) {
-      tail_cache_ = tail_.load(std::memory_order_acquire);
-      if (h == tail_cache_) wait(spins);
-    }
-    void* p = buf_[h & mask_];
-    head_.store(h + 1, std::memory_order_release);
-    return p;
-  }
-
- private:
-  // Spin briefly, then give the core away: on a loaded 2-core machine the other side may not be running.
-  static void wait(int spins) {
-    if (spins < 64) __builtin_ia32_pause();
-    else std::this_thread::yield();
-  }
-  const size_t mask_;
-  void** const buf_;
-  alignas(64) std::atomic<size_t> tail_{0};
-  size_t head_cache_ = 0;  // producer's view of head_
-  alignas(64) std::atomic<size_t> head_{0};
-  size_t tail_cache_ = 0;  // consumer's view of tail_
-};
-
-}  // namespace
+#include "ring.hpp"
 
 int main(int argc, char** argv) {
   kmb::Args args(argc, argv, {"pairs", "threads", "items", "ring", "min", "max"});
@@ -67,14 +24,14 @@ int main(int argc, char** argv) {
       max_size >= (1u << 24))
     return 64;
 
-  std::vector<Ring*> rings;
-  for (int i = 0; i < pairs; ++i) rings.push_back(new Ring(static_cast<size_t>(ring)));
+  std::vector<kmb::Ring*> rings;
+  for (int i = 0; i < pairs; ++i) rings.push_back(new kmb::Ring(static_cast<size_t>(ring)));
   // Threads 2i and 2i+1 are the producer and the consumer of pair i.
   bool all;
   const double secs = kmb::run_timed(
       2 * pairs,
       [&](int t, kmb::StartLine& start) {
-        Ring* r = rings[static_cast<size_t>(t / 2)];
+        kmb::Ring* r = rings[static_cast<size_t>(t / 2)];
         if (t % 2 == 0) {  // producer
           kmb::Rng rng(0x9D0DC0ull + static_cast<uint64_t>(t / 2));
           start.arrive_and_wait();
@@ -97,6 +54,6 @@ int main(int argc, char** argv) {
         return good;
       },
       &all);
-  for (Ring* r : rings) delete r;
+  for (kmb::Ring* r : rings) delete r;
   return kmb::report("prodcons", 2 * pairs, 2.0 * static_cast<double>(items) * pairs, secs, all);
 }

@@ -61,6 +61,18 @@ def workloads(threads):
         Workload("list", "tiny-objects", ["--mode", "list"]),
         Workload("realloc", "realloc-growth", []),
         Workload("large", "large-blocks", []),
+        # Issue 9: large blocks across threads, big zeroed arrays. Issue 12: the shapes where kmalloc
+        # trailed. The ones that hand blocks between threads need two, so they run with at least two
+        # and stay out of the scaling table (at one thread nothing would be remote).
+        Workload("large-mt", "large-mt", ["--threads", str(max(2, threads))]),
+        Workload("big-replace", "big-replace", []),
+        Workload("random-table", "random-table", []),
+        Workload("inv-square", "inv-square", [], threads),
+        Workload("batch-fifo", "batch", ["--order", "fifo"]),
+        Workload("batch-lifo", "batch", ["--order", "lifo"]),
+        Workload("handoff-mix", "handoff-mix", ["--threads", str(max(2, threads))]),
+        Workload("xmalloc", "xmalloc", ["--threads", str(max(2, threads))]),
+        Workload("thread-churn", "thread-churn", ["--threads", str(threads)]),
     ]
 
 

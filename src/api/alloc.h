@@ -8,8 +8,9 @@
 #include <cstring>
 
 #include "core/heap.h"
-#include "core/large.h"
+#include "core/huge.h"
 #include "core/secure.h"
+#include "core/span.h"
 #include "platform/os.h"
 
 namespace km {
@@ -18,6 +19,8 @@ constexpr size_t kMaxRequest = size_t(PTRDIFF_MAX);
 
 // Sizes above 1 KiB: the other lanes and large blocks; nullptr with errno = ENOMEM on failure.
 KM_NOINLINE void* alloc_big(size_t size);
+// Above the largest lane: a span, or a huge block (zero: reads as zeros). nullptr on failure.
+void* alloc_large(size_t size, bool zero);
 
 // malloc: up to 1 KiB a table lookup and a lane pop; else, or when the lane's page is empty, a call.
 KM_INLINE void* alloc(size_t size) {
@@ -29,7 +32,7 @@ KM_INLINE void* alloc(size_t size) {
 inline void* alloc_zero(size_t count, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total) || total > kMaxRequest) return nullptr;
-  if (total > kLargestLane) return large_alloc(total, 0, true);
+  if (total > kLargestLane) return alloc_large(total, true);
   unsigned lane = lane_of(total);
   Page* page;
   if (Block* b = lane_pop(lane, &page)) {
@@ -40,14 +43,18 @@ inline void* alloc_zero(size_t count, size_t size) {
 }
 
 // Aligned allocation; `align` must be a power of two (callers validate their own rules first).
-// Up to a page, a lane whose cell size is a multiple of `align` gives the alignment for free.
+// Up to a slot (64 KiB), a lane whose cell size is a multiple of `align` gives the alignment for
+// free, and so does a span (slot-aligned); larger alignments take a huge block.
 inline void* alloc_aligned(size_t align, size_t size) {
   if (align <= kMinAlign) return alloc(size);
   if (size > kMaxRequest || align > kMaxRequest) return nullptr;
-  if (align <= os::kPageSize && size <= kLargestLane) {
-    if (unsigned lane = lane_of_aligned(size ? size : 1, align)) return lane_alloc(size, lane);
+  if (align <= kSlotSize) {
+    if (size <= kLargestLane) {
+      if (unsigned lane = lane_of_aligned(size ? size : 1, align)) return lane_alloc(size, lane);
+    }
+    if (span_fits(size)) return span_alloc(size > kLargestLane ? size : kLargestLane + 1, false);
   }
-  return large_alloc(size ? size : 1, align, false);
+  return huge_alloc(size ? size : 1, align, false);
 }
 
 KM_INLINE void release(void* p) { cell_free(p); }

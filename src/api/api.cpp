@@ -10,22 +10,22 @@
 
 namespace km {
 
+void* alloc_large(size_t size, bool zero) {
+  if (span_fits(size)) return span_alloc(size, zero);
+  return huge_alloc(size, 0, zero);
+}
+
 void* alloc_big(size_t size) {
   if (KM_LIKELY(size <= kLargestLane)) return lane_alloc(size, lane_of_formula(size));
-  void* p = size <= kMaxRequest ? large_alloc(size, 0, false) : nullptr;
+  void* p = size <= kMaxRequest ? alloc_large(size, false) : nullptr;
   if (!p) errno = ENOMEM;
   return p;
 }
 
 size_t usable_size(const void* p, const char* call) {
   if (!p) return 0;
-  Segment* s = segment_of(p);
-  if (is_segment(s)) {
-    size_t n = cell_usable_size(p);
-    if (!n) fatal_pointer(call, "invalid pointer", p);
-    return n;
-  }
-  size_t n = large_usable_size(p);
+  uint8_t m = map_value(p);
+  size_t n = m == kMapSegment ? cell_usable_size(p) : m >= kMapHuge ? huge_usable_size(p) : 0;
   if (!n) fatal_pointer(call, "invalid pointer", p);
   return n;
 }
@@ -33,11 +33,12 @@ size_t usable_size(const void* p, const char* call) {
 void* resize(void* p, size_t size) {
   if (size > kMaxRequest) return nullptr;
   size_t old = usable_size(p, "realloc");   // stops the program on a pointer that is not ours
-  Segment* s = segment_of(p);
-  if (is_segment(s)) {
-    Page* pg = page_of(s, p);
-    // In place when it fits and would not waste more than half of the cell.
-    if (page_has(pg, kPageSecure)) {
+  if (map_value(p) == kMapSegment) {
+    Page* pg = page_of(segment_of(p), p);
+    if (pg->span) {
+      if (size > kLargestLane && span_resize(pg, p, size)) return p;
+    } else if (page_has(pg, kPageSecure)) {
+      // In place when it fits and would not waste more than half of the cell.
       size_t cap = secure_capacity(pg);
       if (size <= cap && (size > cap / 2 || cap <= 64)) {
         secure_check_free(pg, static_cast<Block*>(p));   // the old canary first: no overflow lost
@@ -47,8 +48,11 @@ void* resize(void* p, size_t size) {
     } else if (size <= old && (size > old / 2 || old <= 64)) {
       return p;
     }
-  } else if (size > kLargestLane) {
-    return large_realloc(p, size);
+  } else if (size <= old && size > old / 2) {
+    return p;   // a huge block that still fits
+  } else if (!span_fits(size)) {
+    void* q;
+    if (huge_resize(p, size, &q)) return q;   // mremap: resident pages are kept, none copied
   }
   void* q = alloc(size);
   if (!q) return nullptr;
@@ -59,8 +63,9 @@ void* resize(void* p, size_t size) {
 
 bool owns(const void* p) {
   if (!p) return false;
-  if (is_segment(segment_of(p))) return cell_is_live(p);
-  return large_usable_size(p) != 0;
+  uint8_t m = map_value(p);
+  if (m == kMapSegment) return cell_is_live(p);
+  return m >= kMapHuge && huge_usable_size(p) != 0;
 }
 
 int trim() {
@@ -70,6 +75,7 @@ int trim() {
   if (h != &g_empty_heap && h != &g_dead_heap) heap_collect(h, false);
   heaps_drain_abandoned();
   purge_expired(INT64_MAX);
+  segment_flush_spares();   // trim gives back the address space kept for reuse too
   return os::counters().purged_bytes + os::counters().munmap_count != before;
 }
 

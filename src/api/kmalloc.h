@@ -45,14 +45,19 @@ typedef struct km_stats {
   size_t mapped;          /* bytes mapped from the OS right now (segments + large blocks) */
   size_t resident;        /* resident set of the process, from /proc/self/statm */
   size_t metadata;        /* bytes of allocator metadata (segment headers, heaps, registries) */
-  size_t large_in_use;    /* bytes in live large blocks */
-  size_t large_cached;    /* bytes of freed large blocks kept for reuse */
+  size_t large_in_use;    /* bytes in live blocks above the largest lane (span_bytes + huge_bytes) */
+  size_t large_cached;    /* bytes of freed huge mappings kept for reuse */
   size_t mmap_count;      /* mmap calls made */
   size_t munmap_count;    /* munmap calls made */
   size_t purge_count;     /* purge (MADV_DONTNEED) calls made */
   size_t purged;          /* bytes purged */
   size_t heaps;           /* thread heaps created (heaps are reused after thread exit) */
   size_t segments;        /* segments mapped right now */
+  size_t span_count;      /* live spans: large blocks in runs of segment slots */
+  size_t span_bytes;      /* their usable bytes */
+  size_t huge_count;      /* live huge blocks: a mapping of their own each */
+  size_t huge_bytes;      /* their usable bytes */
+  size_t dirty;           /* bytes of free segment slots not yet purged (resident, reusable) */
 } km_stats;
 void km_stats_get(km_stats *out);
 

@@ -9,12 +9,13 @@
 
 #include "core/diag.h"
 #include "core/invariants.h"
-#include "core/large.h"
 #include "core/meta.h"
 #include "core/options.h"
 #include "core/purge.h"
 #include "core/runtime.h"
 #include "core/secure.h"
+#include "core/huge.h"
+#include "core/span.h"
 #include "core/stats.h"
 #include "platform/os.h"
 
@@ -28,7 +29,6 @@ constinit Page g_empty_page{};
 constinit Heap g_empty_heap(&g_empty_page);
 constinit Heap g_dead_heap(&g_empty_page);
 constinit thread_local Heap* tl_heap = &g_empty_heap;
-constinit thread_local int tl_tid = 0;
 constinit thread_local int tl_locks_held = 0;
 
 namespace {
@@ -41,11 +41,6 @@ Heap* g_orphan = nullptr;      // serves threads that allocate after their heap 
 pthread_key_t g_thread_key;
 std::atomic<bool> g_key_ready{false};
 }  // namespace
-
-int current_tid() {
-  if (KM_UNLIKELY(tl_tid == 0)) tl_tid = os::thread_id();
-  return tl_tid;
-}
 
 size_t heap_count() { return g_heap_count.load(std::memory_order_relaxed); }
 int live_heaps() { return g_live_heaps.load(std::memory_order_relaxed); }
@@ -83,10 +78,7 @@ void list_remove(Heap* h, Page* page) {
 
 void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
   unsigned n = slots_for_lane(lane);
-  for (unsigned i = first; i < first + n; ++i) {
-    s->slot_page[i] = uint8_t(first);
-    s->slot_off[i] = uint16_t(reinterpret_cast<char*>(&s->pages[first]) - reinterpret_cast<char*>(s));
-  }
+  segment_map_slots(s, first, first, n);
   Page* pg = &s->pages[first];
   size_t cell = lane_size(lane);
   *pg = Page{};
@@ -107,21 +99,10 @@ void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
 }
 
 Page* page_new(Heap* h, unsigned lane) {
-  unsigned n = slots_for_lane(lane);
+  Segment* s;
   bool zero = false;
-  for (Segment* s = h->segments; s; s = s->heap_next) {
-    if (s->free_slots == 0) continue;   // only this thread changes free_slots: no lock to peek
-    KM_CHECK_SEGMENT(s);
-    if (unsigned first = segment_take_slots(s, n, &zero)) {
-      page_init(h, s, first, lane, zero);
-      return &s->pages[first];
-    }
-  }
-  Segment* s = segment_create();
-  if (!s) return nullptr;
-  s->heap_next = h->segments;
-  h->segments = s;
-  unsigned first = segment_take_slots(s, n, &zero);
+  unsigned first = heap_take_slots(h, slots_for_lane(lane), &s, &zero);
+  if (!first) return nullptr;
   page_init(h, s, first, lane, zero);
   return &s->pages[first];
 }
@@ -171,7 +152,7 @@ void* page_pop(Page* pg, bool zero) {
   return b;
 }
 
-void segment_release_if_spare(Heap* h, Segment* s, bool keep_one);
+void segment_release_if_spare(Heap* h, Segment* s, unsigned keep);
 
 // A page with no cell in use goes back to its segment's free slots.
 void page_retire(Heap* h, Page* pg) {
@@ -183,24 +164,22 @@ void page_retire(Heap* h, Page* pg) {
   if (page_has(pg, kPageSecure)) secure_page_teardown(pg, size_t(n) << kSlotShift);
   stats_page_add(pg->lane, -long(pg->capacity) * long(pg->cell_size));
   *pg = Page{};
-  segment_give_slots(s, first, n);
-  KM_CHECK_SEGMENT(s);
-  if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, true);
+  heap_give_slots(h, s, first, n);
 }
 
-// An empty segment is unmapped, but a heap keeps one spare so that a loop allocating and freeing a
-// page's worth does not map and unmap every time (unless keep_one is false: trim, thread exit).
-void segment_release_if_spare(Heap* h, Segment* s, bool keep_one) {
-  if (keep_one) {
-    bool other_empty = false;
-    for (Segment* o = h->segments; o; o = o->heap_next)
-      if (o != s && o->free_slots == kAllSlotsFree) other_empty = true;
-    if (!other_empty) return;
+// A heap keeps `keep` empty segments of its own (1 normally and on trim, 0 at thread exit), so that a
+// loop allocating and freeing a page's worth touches no lock; more go to the spare pool, where any
+// heap can adopt them without a system call.
+void segment_release_if_spare(Heap* h, Segment* s, unsigned keep) {
+  if (keep) {
+    unsigned empty = 0;
+    for (Segment* o = h->segments; o; o = o->heap_next) empty += o->free_slots == kAllSlotsFree;
+    if (empty <= keep) return;
   }
   Segment** link = &h->segments;
   while (*link != s) link = &(*link)->heap_next;
   *link = s->heap_next;
-  segment_destroy(s);
+  segment_retire(s);
 }
 
 // ---- retiring: an emptied page waits a little before it goes back to its segment
@@ -233,6 +212,7 @@ void retiring_sweep(Heap* h, bool force) {
 // A page whose last cell came back. The only page of its lane stays (a loop that allocates and frees
 // one object must not set up a page every time); others wait in `retiring` to be reused or retired.
 void page_emptied(Heap* h, Page* pg) {
+  if (pg->span) return span_release(h, pg);
   if (page_has(pg, kPageFull)) {   // off its lane list: it has cells again
     page_clear(pg, kPageFull);
     list_push_second(h, pg);
@@ -257,6 +237,7 @@ void page_emptied(Heap* h, Page* pg) {
 
 // Owner-side free of a cell that passed the checks (tag already written by the caller or not).
 void owner_push(Heap* h, Page* pg, Block* b) {
+  if (pg->span) return span_release(h, pg);
   if (page_has(pg, kPageSecure)) secure_push(pg, b);
   else {
     b->next = pg->local_free;
@@ -270,6 +251,31 @@ void owner_push(Heap* h, Page* pg, Block* b) {
   }
 }
 
+}  // namespace
+
+unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero) {
+  for (Segment* s = h->segments; s; s = s->heap_next) {
+    if (s->free_slots == 0) continue;   // only this thread changes free_slots: no lock to peek
+    KM_CHECK_SEGMENT(s);
+    if (unsigned first = segment_take_slots(s, n, zero)) {
+      *seg = s;
+      return first;
+    }
+  }
+  Segment* s = segment_create();
+  if (!s) return 0;
+  s->heap_next = h->segments;
+  h->segments = s;
+  *seg = s;
+  return segment_take_slots(s, n, zero);
+}
+
+void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n) {
+  segment_give_slots(s, first, n);
+  KM_CHECK_SEGMENT(s);
+  if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, 1);
+}
+
 // Take every cell other threads freed to this heap and push each onto its page.
 void collect_remote(Heap* h) {
   Block* b = h->remote.exchange(nullptr, std::memory_order_acquire);
@@ -280,6 +286,8 @@ void collect_remote(Heap* h) {
     b = next;
   }
 }
+
+namespace {
 
 // A cell of `lane` (for a request of `size` bytes) from heap h: current page, next pages, new page.
 void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
@@ -326,7 +334,6 @@ Heap* heap_acquire() {
   }
   if (!h) h = heap_new();
   if (!h) return nullptr;
-  h->tid = current_tid();
   tl_heap = h;
   g_live_heaps.fetch_add(1, std::memory_order_relaxed);
   if (!g_key_ready.load(std::memory_order_acquire)) {
@@ -356,24 +363,35 @@ void thread_exit(void* arg) {
 
 // ============================================================================ slow paths
 
+Heap* heap_for_thread(SpinLock** held) {
+  *held = nullptr;
+  Heap* h = tl_heap;
+  if (KM_UNLIKELY(h == &g_empty_heap)) return heap_acquire();
+  if (KM_UNLIKELY(h == &g_dead_heap)) {   // allocating after thread exit (late destructors)
+    g_orphan_lock.lock();
+    if (!g_orphan) g_orphan = heap_new();
+    if (!g_orphan) {
+      g_orphan_lock.unlock();
+      return nullptr;
+    }
+    *held = &g_orphan_lock;
+    return g_orphan;
+  }
+  return h;
+}
+
 namespace {
 void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
   if (KM_UNLIKELY(secure_enabled())) {
     lane = secure_lane(size, lane);
-    if (lane == 0) return large_alloc(size, 0, zero);
+    if (lane == 0) return span_alloc(size, zero);
   }
-  Heap* h = tl_heap;
-  if (KM_UNLIKELY(h == &g_empty_heap)) {
-    h = heap_acquire();
-    if (!h) return nullptr;
-  }
-  if (KM_UNLIKELY(h == &g_dead_heap)) {   // allocating after thread exit (late destructors)
-    LockGuard g(g_orphan_lock);
-    if (!g_orphan) g_orphan = heap_new();
-    return g_orphan ? alloc_from(g_orphan, size, lane, zero) : nullptr;
-  }
+  SpinLock* held;
+  Heap* h = heap_for_thread(&held);
+  if (!h) return nullptr;
   void* p = alloc_from(h, size, lane, zero);
-  stats_peak_update();
+  if (held) held->unlock();
+  else stats_peak_update();
   return p;
 }
 }  // namespace
@@ -402,11 +420,12 @@ void free_slow(void* p, Page* page) {
   if (!is_carved_cell(page, p)) fatal_pointer("free", "invalid pointer (not the start of a block)", p);
   if (b->tag == free_tag(page, p)) fatal_pointer("free", "double free", p);
   // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).
-  if (page_has(page, kPageSecure)) secure_check_free(page, b);
+  bool secure_cell = page_has(page, kPageSecure) && !page->span;   // spans: a guard page, no canary
+  if (secure_cell) secure_check_free(page, b);
   Heap* owner = page_heap(page);
   if (owner == tl_heap) return owner_push(owner, page, b);
   // Another thread's cell: tag it free now (so a second free is caught), then hand it over.
-  if (page_has(page, kPageSecure)) secure_scrub(page, b);
+  if (secure_cell) secure_scrub(page, b);
   b->tag = free_tag(page, p);
   remote_push(owner, b);
 }
@@ -421,7 +440,7 @@ void free_other(Block* b, Page* page, uintptr_t tag) {
 
 void free_not_segment(void* p, const char* call) {
   if (p == nullptr) return;
-  if (large_free(p)) return;
+  if (map_value(p) >= kMapHuge) return huge_free(p, call);
   fatal_pointer(call, "invalid pointer", p);
 }
 
@@ -439,7 +458,7 @@ void heap_collect(Heap* h, bool retire_current) {
   }
   for (Segment* s = h->segments; s;) {
     Segment* next = s->heap_next;
-    if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, !retire_current);
+    if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, retire_current ? 0 : 1);
     s = next;
   }
 }
@@ -462,10 +481,13 @@ void heaps_fork_parent() {
   g_pool_lock.unlock();
 }
 
-void heaps_fork_child() {
+void heaps_fork_child(bool whole) {
   g_orphan_lock.reset_in_child();
   g_pool_lock.reset_in_child();
-  tl_tid = 0;   // the child is a new kernel thread
+  if (!whole) {   // the pool or the orphan heap may be mid-update: abandon them
+    g_pool = nullptr;
+    g_orphan = nullptr;
+  }
   // The forking thread's heap may be halfway through a malloc or free (fork from a signal handler
   // that interrupted one), so the child sets it aside and starts a fresh heap on its next malloc.
   // Like the heaps of threads that do not exist in the child, it keeps its memory (shared
@@ -481,6 +503,6 @@ namespace km {
 size_t cell_usable_size(const void* p) {
   if (!cell_is_live(p)) return 0;
   Page* pg = page_of(segment_of(p), p);
-  return page_has(pg, kPageSecure) ? secure_usable_size(pg, p) : pg->cell_size;
+  return page_has(pg, kPageSecure) && !pg->span ? secure_usable_size(pg, p) : pg->cell_size;
 }
 }  // namespace km

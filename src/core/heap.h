@@ -26,7 +26,6 @@ struct Heap {
   char remote_pad_[64 - sizeof(std::atomic<Block*>)] = {};
   Segment* segments = nullptr;        // owner: the segments this heap owns
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
-  int tid = 0;                        // kernel id of the owning thread
   // owner: pages emptied recently, still on their lane lists so that the next burst of allocations
   // reuses them as they are (no set-up, no carving); retired when still empty kRetireAfter slow paths
   // later, or the oldest first when more than kRetiringSlots slots wait.
@@ -60,6 +59,16 @@ KM_NOINLINE void free_other(Block* b, Page* page, uintptr_t tag);
 KM_NOINLINE void free_not_segment(void* p, const char* call);
 // A local free emptied a page that is not its lane's only page: retire it (soon, see Heap::retiring).
 KM_NOINLINE void page_free_slow(Heap* h, Page* page);
+// The calling thread's heap, set up on its first call; nullptr when that fails. A thread past its
+// exit (a late destructor) gets the shared orphan heap with *held locked: unlock it after use.
+Heap* heap_for_thread(SpinLock** held);
+// Owner: `n` consecutive free slots from one of h's segments (a new one if none has room); returns
+// the first slot and its segment, or 0 when the OS refuses. *zero: the slots read as zeros.
+unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero);
+// Owner: give slots back to their segment (dirty, purged after the delay); an emptied segment is kept.
+void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n);
+// Owner: push every cell other threads freed to h onto its page.
+void collect_remote(Heap* h);
 // Retire the calling thread's empty pages, collect its remote frees (malloc_trim, thread exit).
 void heap_collect(Heap* h, bool retire_current);
 // Number of heaps created so far.
@@ -69,7 +78,7 @@ int live_heaps();
 // fork support (runtime.cpp drives these)
 void heaps_fork_prepare();
 void heaps_fork_parent();
-void heaps_fork_child();
+void heaps_fork_child(bool whole);
 // Collect remote frees of heaps whose thread has exited (the purger calls this).
 void heaps_drain_abandoned();
 

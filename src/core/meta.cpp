@@ -31,6 +31,9 @@ void* meta_alloc(size_t size) {
 
 void meta_fork_prepare() { g_meta_lock.lock(); }
 void meta_fork_parent() { g_meta_lock.unlock(); }
-void meta_fork_child() { g_meta_lock.reset_in_child(); }
+void meta_fork_child(bool whole) {
+  g_meta_lock.reset_in_child();
+  if (!whole) g_cur = g_end = nullptr;   // the chunk's bump pointer may be torn: start a new chunk
+}
 
 }  // namespace km

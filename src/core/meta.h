@@ -7,5 +7,5 @@ namespace km {
 void* meta_alloc(size_t size);   // zeroed, 64-byte aligned; nullptr if the OS refuses
 void meta_fork_prepare();
 void meta_fork_parent();
-void meta_fork_child();
+void meta_fork_child(bool whole);   // whole: prepare took the lock
 }  // namespace km

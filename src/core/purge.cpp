@@ -3,7 +3,8 @@
 // The purger thread is started the first time dirty memory waits for its delay in a process that has
 // a second thread of its own: a single-threaded program never gets a thread it did not ask for
 // (unshare(CLONE_NEWUSER) and some sandboxes refuse multithreaded processes). There, purges run on
-// allocator calls, and at most kMaxDirtyUnthreaded bytes wait for their delay. The thread sleeps on a futex
+// allocator calls: what has waited out its delay, at most once per delay, or once a millisecond while
+// more than kMaxDirtyUnthreaded waits; past kMaxDirtyHard everything goes at once. The thread sleeps on a futex
 // while nothing is dirty, wakes when something is scheduled, and purges what has waited long enough.
 // It holds no lock while sleeping; a pass takes the segments lock, then each segment's lock in turn.
 #include "core/purge.h"
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 #include "core/heap.h"
-#include "core/large.h"
+#include "core/huge.h"
 #include "core/options.h"
 #include "core/segment.h"
 #include "platform/os.h"
@@ -30,7 +31,11 @@ std::atomic<bool> g_sleeping{false};    // the purger waits on g_work with nothi
 std::atomic<int> g_thread_state{0};     // 0 none, 1 running, -1 could not start (purge inline)
 std::atomic<int64_t> g_last_pass{0};
 SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
+// Purging memory that is about to be reused costs a page fault per page on its next use (a burst
+// that frees 250 MiB and allocates it again 5 ms later), so only memory past its delay is purged,
+// more often while much waits; past the hard cap, all of it.
 constexpr size_t kMaxDirtyUnthreaded = size_t(16) << 20;
+constexpr size_t kMaxDirtyHard = size_t(1) << 30;
 
 void futex_wait(std::atomic<uint32_t>* w, uint32_t seen, const timespec* timeout) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAIT_PRIVATE, seen, timeout, nullptr, 0);
@@ -53,7 +58,7 @@ void* purger_main(void*) {
     long delay = option(Opt::purge_delay_ms);
     purge_expired(os::now_ms() - delay);
     heaps_drain_abandoned();
-    bool pending = anything_dirty() || large_cached_bytes() > 0;
+    bool pending = anything_dirty() || huge_cached_bytes() > 0;
     timespec ts{};
     if (pending) {
       long wait_ms = delay / 2 + 1;
@@ -103,7 +108,7 @@ size_t purge_pass(int64_t cutoff_ms) {
     for (Segment* s = g_segments; s; s = s->next)
       if (__atomic_load_n(&s->dirty_slots, __ATOMIC_RELAXED)) purged += segment_purge(s, cutoff_ms);
   }
-  purged += large_purge_expired(cutoff_ms);
+  purged += huge_purge_expired(cutoff_ms);
   g_last_pass.store(os::now_ms(), std::memory_order_relaxed);
   return purged;
 }
@@ -127,11 +132,13 @@ void purge_schedule() {
     if (g_sleeping.load(std::memory_order_seq_cst)) futex_wake(&g_work);
     return;
   }
-  // No thread: purge on allocator calls, at most once per delay, and everything at once when too much
-  // waits. Only try the pass lock: the caller may hold a lock that comes after it in the fork order.
+  // No thread: purge what waited out the delay on allocator calls (see kMaxDirtyUnthreaded), all of
+  // it past kMaxDirtyHard. Only try the pass lock: the caller may hold a lock that comes after it in the fork order.
   int64_t now = os::now_ms();
-  bool too_much = g_dirty_bytes.load(std::memory_order_relaxed) > kMaxDirtyUnthreaded;
-  if ((too_much || now - g_last_pass.load(std::memory_order_relaxed) >= delay) &&
+  size_t dirty = g_dirty_bytes.load(std::memory_order_relaxed);
+  bool too_much = dirty > kMaxDirtyHard;
+  long interval = dirty > kMaxDirtyUnthreaded ? (delay < 1 ? delay : 1) : delay;
+  if ((too_much || now - g_last_pass.load(std::memory_order_relaxed) >= interval) &&
       g_pass_lock.try_lock()) {
     purge_pass(too_much ? INT64_MAX : now - delay);
     g_pass_lock.unlock();

@@ -1,7 +1,7 @@
 // runtime.cpp — start-up (options, banner), fork handlers (every lock in one order), exit summary.
 //
-// Lock order, everywhere: purge pass → heap pool → orphan heap → metadata → segments list → each
-// segment (list order) → large blocks. The fork prepare handler takes them in that order; the
+// Lock order, everywhere: purge pass → heap pool → orphan heap → metadata → spare segments →
+// segments list → each segment (list order). The huge-block cache is lock-free. The fork prepare handler takes them in that order; the
 // parent releases them; the child resets them (only the forking thread exists there). A fork from a
 // signal handler that interrupted one of our critical sections takes no lock at all: waiting for any
 // of them could wait for the interrupted thread itself.
@@ -12,7 +12,6 @@
 #include <sched.h>
 
 #include "core/heap.h"
-#include "core/large.h"
 #include "core/meta.h"
 #include "core/options.h"
 #include "core/purge.h"
@@ -25,30 +24,34 @@ namespace km {
 namespace {
 std::atomic<int> g_init_state{0};   // 0 not started, 1 running, 2 done
 
-bool g_fork_took_locks = false;   // written and read by the forking thread only
+// prepare, parent and child all run in the forking thread: a per-thread flag, so that two threads
+// forking at once (each in its own prepare) never read each other's answer.
+constinit thread_local bool tl_fork_took_locks = false;
 
 void fork_prepare() {
-  g_fork_took_locks = tl_locks_held == 0;
-  if (!g_fork_took_locks) return;
+  tl_fork_took_locks = tl_locks_held == 0;
+  if (!tl_fork_took_locks) return;
   purge_fork_prepare();
   heaps_fork_prepare();
   meta_fork_prepare();
   segments_fork_prepare();
-  large_fork_prepare();
 }
 void fork_parent() {
-  if (!g_fork_took_locks) return;
-  large_fork_parent();
+  if (!tl_fork_took_locks) return;
   segments_fork_parent();
   meta_fork_parent();
   heaps_fork_parent();
   purge_fork_parent();
 }
+// With the locks taken, every structure they guard is whole in the child: reset the locks and go on.
+// Without (a fork from a signal handler that interrupted one of our critical sections), any of them
+// may be torn: the child abandons them all (heap pool, orphan heap, spare segments, the segment list,
+// the metadata chunk) and starts afresh; the memory stays mapped, shared copy-on-write with the parent.
 void fork_child() {
-  large_fork_child();
-  segments_fork_child();
-  meta_fork_child();
-  heaps_fork_child();
+  bool whole = tl_fork_took_locks;
+  segments_fork_child(whole);
+  meta_fork_child(whole);
+  heaps_fork_child(whole);
   purge_fork_child();
   tl_locks_held = 0;
 }

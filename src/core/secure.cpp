@@ -41,7 +41,7 @@ void secure_zero(void* p, size_t n) {
 unsigned secure_lane(size_t size, unsigned lane) {
   size_t cell = lane_size(lane);
   size_t align = cell & (~cell + 1);
-  if (align > os::kPageSize) align = os::kPageSize;
+  if (align > kSlotSize) align = kSlotSize;   // lane pages start on a slot
   size_t need = size + kSecureTail;
   if (need > kLargestLane) return 0;
   for (unsigned l = lane_of(need); l < kLaneCount; ++l)

@@ -3,7 +3,7 @@
 
 #include <cstddef>
 
-#include "core/heap.h"
+#include "core/huge.h"
 #include "core/options.h"
 #include "core/purge.h"
 #include "core/stats.h"
@@ -19,19 +19,61 @@ std::atomic<size_t> g_dirty_bytes{0};
 uint64_t g_page_secret = 0x5DEECE66Dull;   // replaced by random bits at start-up (runtime.cpp)
 
 namespace {
-void map_set(Segment* s, bool on) {
-  uintptr_t i = reinterpret_cast<uintptr_t>(s) >> kSegmentShift;
-  g_segment_map[i].store(on ? 1 : 0, std::memory_order_release);
-}
-
 // A mask of `n` consecutive slots starting at `first`.
 uint64_t run_mask(unsigned first, unsigned n) {
   return (n >= 64 ? ~uint64_t(0) : ((uint64_t(1) << n) - 1)) << first;
 }
 }  // namespace
 
+// ---- the spare pool: empty segments no heap uses, kept mapped (their slots purged after the delay)
+// so that a burst that frees everything and allocates again, or a new thread, maps nothing. Any heap
+// adopts one. Guarded by g_spare_lock, taken alone (never with another allocator lock held inside).
+namespace {
+SpinLock g_spare_lock;
+Segment* g_spare = nullptr;   // linked through heap_next, most recently retired first
+unsigned g_spare_count = 0;
+constexpr unsigned kSpareMax = 128;   // 512 MiB of address space, none of it resident once purged
+
+Segment* spare_take() {
+  LockGuard g(g_spare_lock);
+  Segment* s = g_spare;
+  if (s) {
+    g_spare = s->heap_next;
+    --g_spare_count;
+    s->heap_next = nullptr;
+  }
+  return s;
+}
+}  // namespace
+
+void segment_retire(Segment* s) {
+  {
+    LockGuard g(g_spare_lock);
+    if (g_spare_count < kSpareMax) {
+      s->heap_next = g_spare;
+      g_spare = s;
+      ++g_spare_count;
+      return;
+    }
+  }
+  segment_destroy(s);
+}
+
+size_t segment_flush_spares() {
+  size_t n = 0;
+  while (Segment* s = spare_take()) {
+    segment_destroy(s);
+    ++n;
+  }
+  return n;
+}
+
 Segment* segment_create() {
+  if (Segment* s = spare_take()) return s;
   auto* s = static_cast<Segment*>(os::map_aligned(kSegmentSize, kSegmentSize));
+  // Out of address space (RLIMIT_AS, or the kernel refusing): give back what is only kept for reuse.
+  if (!s && (segment_flush_spares() + huge_purge_expired(INT64_MAX)) > 0)
+    s = static_cast<Segment*>(os::map_aligned(kSegmentSize, kSegmentSize));
   if (!s) return nullptr;
   // Fresh mmap memory is zero: only the non-zero fields need writing.
   s->free_slots = kAllSlotsFree;
@@ -42,7 +84,7 @@ Segment* segment_create() {
     os::unmap(s, kSegmentSize);   // above the 47-bit space the map covers: never ours
     return nullptr;
   }
-  map_set(s, true);
+  map_store(s, kMapSegment);
   {
     LockGuard g(g_segments_lock);
     s->next = g_segments;
@@ -61,7 +103,7 @@ void segment_destroy(Segment* s) {
     else g_segments = s->next;
     if (s->next) s->next->prev = s->prev;
   }
-  map_set(s, false);
+  map_store(s, 0);
   g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots)) << kSlotShift,
                           std::memory_order_relaxed);
   g_segment_count.fetch_sub(1, std::memory_order_relaxed);
@@ -85,6 +127,18 @@ unsigned segment_take_slots(Segment* s, unsigned n, bool* zero) {
   s->free_slots &= ~m;
   set_dirty_slots(s, s->dirty_slots & ~m);
   return first;
+}
+
+bool segment_take_slots_at(Segment* s, unsigned first, unsigned n) {
+  if (first + n > kSlotsPerSegment) return false;
+  uint64_t m = run_mask(first, n);
+  LockGuard g(s->lock);
+  if ((s->free_slots & m) != m) return false;
+  g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots & m)) << kSlotShift,
+                          std::memory_order_relaxed);
+  s->free_slots &= ~m;
+  set_dirty_slots(s, s->dirty_slots & ~m);
+  return true;
 }
 
 void segment_give_slots(Segment* s, unsigned first, unsigned n) {
@@ -144,15 +198,26 @@ bool cell_is_live(const void* p) {
 namespace km {
 // The segments lock, then every segment's lock, in list order (the list is stable while it is held).
 void segments_fork_prepare() {
+  g_spare_lock.lock();
   g_segments_lock.lock();
   for (Segment* s = g_segments; s; s = s->next) s->lock.lock();
 }
 void segments_fork_parent() {
   for (Segment* s = g_segments; s; s = s->next) s->lock.unlock();
   g_segments_lock.unlock();
+  g_spare_lock.unlock();
 }
-void segments_fork_child() {
-  for (Segment* s = g_segments; s; s = s->next) s->lock.reset_in_child();
+void segments_fork_child(bool whole) {
   g_segments_lock.reset_in_child();
+  g_spare_lock.reset_in_child();
+  if (!whole) {   // the list, the spares and any segment's bitmaps may be torn: forget them all
+    g_segments = nullptr;
+    g_spare = nullptr;
+    g_spare_count = 0;
+    g_segment_count.store(0, std::memory_order_relaxed);
+    g_dirty_bytes.store(0, std::memory_order_relaxed);
+    return;
+  }
+  for (Segment* s = g_segments; s; s = s->next) s->lock.reset_in_child();
 }
 }  // namespace km

@@ -1,9 +1,10 @@
 // segment.h — segments, the lane pages inside them, and the segment map that tells ours from theirs.
 //
 // A Segment is a 4 MiB mapping aligned to 4 MiB, owned by one thread heap for its whole life. Slot 0
-// holds this header; slots 1..63 (64 KiB each) are free or belong to one lane page spanning 1..16
-// consecutive slots. Any cell address masked to 4 MiB gives its Segment, and slot_page[] gives its Page:
-// free() finds a cell's metadata with two loads and no search.
+// holds this header; slots 1..63 (64 KiB each) are free, or belong to one lane page spanning 1..16
+// consecutive slots, or to one span (a large block: a run of 1..63 slots, span.h). Any cell address
+// masked to 4 MiB gives its Segment, and slot_off[] gives its Page: free() finds a cell's metadata
+// with two loads and no search. Huge blocks (huge.h) have a mapping of their own, found the same way.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -24,7 +25,8 @@ struct Block {
   uintptr_t tag;
 };
 
-// A lane page: cells of one size in one run of slots.
+// A lane page: cells of one size in one run of slots. A span is a Page of one cell (span = 1, lane 0,
+// capacity = carved = 1, cell_size = its usable bytes), so free's fast path serves it unchanged.
 // Invariants: used <= carved <= capacity; every carved cell is exactly one of: handed out (counted in
 // used), on `free`, on `local_free`, or on its heap's remote queue (then still counted in used).
 // Cells [carved, capacity) were never touched. Owner-thread fields are written only by the thread that
@@ -45,7 +47,8 @@ struct Page {
   uint8_t zero_init;      // the slots were fresh or purged when the page was set up
   uint8_t free_is_fresh;  // `free` holds only never-used cells of a zero_init page (calloc skips memset)
   uint8_t retiring;       // owner: listed in its heap's `retiring` (empty, kept for reuse a while)
-  uint8_t pad_[3];
+  uint8_t span;           // a span (one large block), not a lane page
+  uint8_t pad_[2];
   Page* next;             // owner: lane list
   Page* prev;
 };
@@ -108,6 +111,14 @@ KM_INLINE bool is_carved_cell(const Page* pg, const void* p) {
 // dirty_slots is changed under the segment's lock but peeked at by the purger without it.
 KM_INLINE void set_dirty_slots(Segment* s, uint64_t v) { __atomic_store_n(&s->dirty_slots, v, __ATOMIC_RELAXED); }
 
+// Point slots [first, first + n) at the Page of slot `page` (a page or span set up or grown there).
+KM_INLINE void segment_map_slots(Segment* s, unsigned page, unsigned first, unsigned n) {
+  for (unsigned i = first; i < first + n; ++i) {
+    s->slot_page[i] = uint8_t(page);
+    s->slot_off[i] = uint16_t(reinterpret_cast<char*>(&s->pages[page]) - reinterpret_cast<char*>(s));
+  }
+}
+
 KM_INLINE Segment* segment_of(const void* p) {
   return reinterpret_cast<Segment*>(reinterpret_cast<uintptr_t>(p) & ~(kSegmentSize - 1));
 }
@@ -118,25 +129,39 @@ KM_INLINE Page* page_of(Segment* s, const void* p) {
 
 // ---- the segment map: one byte per 4 MiB of the 47-bit user address space (32 MiB of .bss address
 // space, of which only the pages where segments live are ever touched: a byte test is one instruction
-// on free's fast path). Set before a segment is used, cleared before it is unmapped.
+// on free's fast path). The single test of "is this ours". Set before a segment or huge block is
+// used, cleared before it is unmapped. Values: 0 not ours; kMapSegment: a Segment header starts here;
+// kMapHuge + k: a huge block starts in this 4 MiB, its header k * 4 MiB before (huge.h).
 constexpr size_t kSegmentMapEntries = size_t(1) << (47 - kSegmentShift);
 extern std::atomic<uint8_t> g_segment_map[kSegmentMapEntries];
+constexpr uint8_t kMapSegment = 1, kMapHuge = 2;
 
-KM_INLINE bool is_segment(const Segment* s) {
-  uintptr_t i = reinterpret_cast<uintptr_t>(s) >> kSegmentShift;
-  if (KM_UNLIKELY(i >= kSegmentMapEntries)) return false;
-  return g_segment_map[i].load(std::memory_order_relaxed) != 0;
+KM_INLINE uint8_t map_value(const void* p) {
+  uintptr_t i = reinterpret_cast<uintptr_t>(p) >> kSegmentShift;
+  if (KM_UNLIKELY(i >= kSegmentMapEntries)) return 0;
+  return g_segment_map[i].load(std::memory_order_relaxed);
 }
+KM_INLINE void map_store(const void* p, uint8_t v) {
+  g_segment_map[reinterpret_cast<uintptr_t>(p) >> kSegmentShift].store(v, std::memory_order_release);
+}
+KM_INLINE bool is_segment(const Segment* s) { return map_value(s) == kMapSegment; }
 
 // Is p a cell of one of our pages that is currently handed out? Never crashes on foreign pointers.
 bool cell_is_live(const void* p);
 
 // ---- segment life and slot runs (segment.cpp)
-Segment* segment_create();                     // nullptr when the OS refuses (errno untouched)
+// An empty segment: a spare from the pool, or a new mapping. nullptr when the OS refuses (errno
+// untouched), after giving back the spares and cached huge blocks and trying once more.
+Segment* segment_create();
 void segment_destroy(Segment* s);              // unmap; the segment must have no page in use
+// An empty segment its heap lets go: kept in the spare pool (bounded), or unmapped.
+void segment_retire(Segment* s);
+size_t segment_flush_spares();                 // unmap every spare (trim); returns how many
 // Take `n` consecutive free slots of `s` for a page; returns the first slot or 0 when none.
 // *zero tells whether all of them were fresh or purged.
 unsigned segment_take_slots(Segment* s, unsigned n, bool* zero);
+// Take slots [first, first + n) if they are all free (a span growing in place); false otherwise.
+bool segment_take_slots_at(Segment* s, unsigned first, unsigned n);
 // Give a page's slots back: they become free and dirty (purged now when the purge delay is 0).
 void segment_give_slots(Segment* s, unsigned first, unsigned n);
 // Purge the dirty free slots of `s` freed at or before `cutoff_ms` (all of them: INT64_MAX).
@@ -156,5 +181,5 @@ namespace km {
 // fork: the segments lock, then every segment's lock, in list order.
 void segments_fork_prepare();
 void segments_fork_parent();
-void segments_fork_child();
+void segments_fork_child(bool whole);   // whole: prepare took every lock
 }  // namespace km

@@ -10,7 +10,8 @@
 
 namespace km {
 namespace {
-std::atomic<long> g_metadata{0}, g_page_bytes{0}, g_large{0}, g_large_cached{0}, g_peak{0};
+std::atomic<long> g_metadata{0}, g_page_bytes{0}, g_peak{0};
+std::atomic<long> g_span_bytes{0}, g_spans{0}, g_huge_bytes{0}, g_huges{0}, g_huge_cached{0};
 std::atomic<long> g_lane_pages[kLaneCount], g_lane_pages_peak[kLaneCount];
 
 void raise_to(std::atomic<long>& peak, long v) {
@@ -26,7 +27,7 @@ void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells) {
   for (Segment* s = g_segments; s; s = s->next) {
     for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
       const Page& pg = s->pages[i];
-      if (pg.cell_size == 0 || s->slot_page[i] != i) continue;
+      if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
       per_lane_bytes[pg.lane] += size_t(pg.used) * pg.cell_size;
       per_lane_cells[pg.lane] += pg.used;
     }
@@ -42,14 +43,21 @@ void stats_page_add(unsigned lane, long bytes) {
   if (bytes > 0) raise_to(g_lane_pages_peak[lane], pages + 1);
 }
 
-void stats_large_add(long bytes) {
-  g_large.fetch_add(bytes, std::memory_order_relaxed);
+void stats_span_add(long bytes, bool block) {
+  g_span_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  if (block) g_spans.fetch_add(bytes > 0 ? 1 : -1, std::memory_order_relaxed);
   if (bytes > 0) stats_peak_update();
 }
-void stats_large_cached_add(long bytes) { g_large_cached.fetch_add(bytes, std::memory_order_relaxed); }
+void stats_huge_add(long bytes, bool block) {
+  g_huge_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  if (block) g_huges.fetch_add(bytes > 0 ? 1 : -1, std::memory_order_relaxed);
+  if (bytes > 0) stats_peak_update();
+}
+void stats_huge_cached_add(long bytes) { g_huge_cached.fetch_add(bytes, std::memory_order_relaxed); }
 
 void stats_peak_update() {
-  raise_to(g_peak, g_page_bytes.load(std::memory_order_relaxed) + g_large.load(std::memory_order_relaxed));
+  raise_to(g_peak, g_page_bytes.load(std::memory_order_relaxed) + g_span_bytes.load(std::memory_order_relaxed) +
+                       g_huge_bytes.load(std::memory_order_relaxed));
 }
 
 void stats_get(km_stats* out) {
@@ -58,14 +66,19 @@ void stats_get(km_stats* out) {
   size_t in_use = 0;
   for (unsigned l = 0; l < kLaneCount; ++l) in_use += bytes[l];
   os::Counters c = os::counters();
-  out->large_in_use = size_t(g_large.load(std::memory_order_relaxed));
+  out->span_count = size_t(g_spans.load(std::memory_order_relaxed));
+  out->span_bytes = size_t(g_span_bytes.load(std::memory_order_relaxed));
+  out->huge_count = size_t(g_huges.load(std::memory_order_relaxed));
+  out->huge_bytes = size_t(g_huge_bytes.load(std::memory_order_relaxed));
+  out->large_in_use = out->span_bytes + out->huge_bytes;
   out->in_use = in_use + out->large_in_use;
   out->peak_in_use = size_t(g_peak.load(std::memory_order_relaxed));
   if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
   out->mapped = c.mapped_bytes;
   out->resident = os::resident_bytes();
   out->metadata = size_t(g_metadata.load(std::memory_order_relaxed));
-  out->large_cached = size_t(g_large_cached.load(std::memory_order_relaxed));
+  out->large_cached = size_t(g_huge_cached.load(std::memory_order_relaxed));
+  out->dirty = g_dirty_bytes.load(std::memory_order_relaxed);
   out->mmap_count = c.mmap_count;
   out->munmap_count = c.munmap_count;
   out->purge_count = c.purge_count;
@@ -82,7 +95,10 @@ void stats_print() {
   Msg m;
   m.str("statistics\n").emit();
   m.str("  in use        ").bytes(st.in_use).pad(30).str("peak ").bytes(st.peak_in_use).str("\n").emit();
-  m.str("  large blocks  ").bytes(st.large_in_use).pad(30).str("cached ").bytes(st.large_cached).str("\n").emit();
+  m.str("  spans         ").num(st.span_count).str(" (").bytes(st.span_bytes).str(")").pad(30).str("free slots not yet purged ")
+      .bytes(st.dirty).str("\n").emit();
+  m.str("  huge blocks   ").num(st.huge_count).str(" (").bytes(st.huge_bytes).str(")").pad(30).str("cached ")
+      .bytes(st.large_cached).str("\n").emit();
   m.str("  mapped        ").bytes(st.mapped).pad(30).str("resident ").bytes(st.resident).str("\n").emit();
   m.str("  metadata      ").bytes(st.metadata).pad(30).str("segments ").num(st.segments).str(", heaps ")
       .num(st.heaps).str("\n").emit();

@@ -81,15 +81,30 @@ bool purge(void* p, size_t size) {
   return true;
 }
 
-void* remap(void* p, size_t old_size, size_t new_size) {
-  ErrnoGuard g;
-  if (injected(Fault::remap)) return nullptr;
-  void* q = ::mremap(p, old_size, new_size, MREMAP_MAYMOVE);
-  if (q == MAP_FAILED) return nullptr;
+namespace {
+void count_remap(size_t old_size, size_t new_size) {
   c_remap.fetch_add(1, std::memory_order_relaxed);
   if (new_size >= old_size) c_mapped.fetch_add(new_size - old_size, std::memory_order_relaxed);
   else c_mapped.fetch_sub(old_size - new_size, std::memory_order_relaxed);
-  return q;
+}
+}  // namespace
+
+bool resize_in_place(void* p, size_t old_size, size_t new_size) {
+  ErrnoGuard g;
+  if (injected(Fault::remap)) return false;
+  if (::mremap(p, old_size, new_size, 0) == MAP_FAILED) return false;
+  count_remap(old_size, new_size);
+  return true;
+}
+
+bool move_to(void* p, size_t old_size, size_t new_size, void* target) {
+  ErrnoGuard g;
+  if (injected(Fault::remap)) return false;
+  if (::mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED) return false;
+  // The target's own mapping (new_size bytes, counted when it was mapped) is replaced.
+  c_remap.fetch_add(1, std::memory_order_relaxed);
+  c_mapped.fetch_sub(old_size, std::memory_order_relaxed);
+  return true;
 }
 
 bool protect_none(void* p, size_t size) {

@@ -20,8 +20,12 @@ void* map_aligned(size_t size, size_t align);
 bool unmap(void* p, size_t size);
 // Give the physical pages back but keep the addresses: the next touch sees zeros (MADV_DONTNEED).
 bool purge(void* p, size_t size);
-// Grow or shrink a mapping, moving it if needed (mremap MAYMOVE). nullptr on failure: old is intact.
-void* remap(void* p, size_t old_size, size_t new_size);
+// Grow or shrink a mapping where it is (mremap without MAYMOVE): false when the addresses after it are
+// taken (or on failure); the mapping is then unchanged. Shrinking always succeeds unless injected.
+bool resize_in_place(void* p, size_t old_size, size_t new_size);
+// Move a mapping's pages (resident ones stay resident) to `target`, an existing mapping of new_size
+// bytes that it replaces, growing or shrinking it to new_size. false on failure: both are unchanged.
+bool move_to(void* p, size_t old_size, size_t new_size, void* target);
 // Make a range inaccessible (guard pages) or accessible again.
 bool protect_none(void* p, size_t size);
 bool protect_rw(void* p, size_t size);

@@ -359,7 +359,7 @@ TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
         free(p);
         free(p);
       },
-      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): invalid pointer 0x");
+      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): double free 0x");
 }
 
 TEST(MisuseDeathTest, ReallocOfAForeignPointer) {

@@ -82,49 +82,6 @@ TEST(Lanes, OwnershipIsKnownForOursAndNotForOthers) {
   free(theirs);
 }
 
-TEST(Large, BlocksAboveTheLargestLaneAreMappedAndUnmapped) {
-  km_stats before, during, after;
-  km_stats_get(&before);
-  size_t size = km::kLargestLane + 1;
-  auto* p = static_cast<char*>(km_malloc(size));
-  ASSERT_NE(p, nullptr);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u);
-  EXPECT_GE(km_usable_size(p), size);
-  EXPECT_FALSE(km::is_segment(km::segment_of(p)));
-  std::memset(p, 7, size);
-  km_stats_get(&during);
-  EXPECT_GE(during.large_in_use, before.large_in_use + size);
-  km_free(p);
-  km_stats_get(&after);
-  EXPECT_EQ(after.large_in_use, before.large_in_use);
-}
-
-TEST(Large, ReallocGrowsWithMremapAndKeepsContents) {
-  size_t size = 1 << 20;
-  auto* p = static_cast<unsigned char*>(km_malloc(size));
-  for (size_t i = 0; i < size; ++i) p[i] = static_cast<unsigned char>(i * 7);
-  auto* q = static_cast<unsigned char*>(km_realloc(p, 64 << 20));
-  ASSERT_NE(q, nullptr);
-  for (size_t i = 0; i < size; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 7)) << i;
-  EXPECT_GE(km_usable_size(q), size_t(64) << 20);
-  auto* r = static_cast<unsigned char*>(km_realloc(q, 100));   // shrinks into a lane
-  ASSERT_NE(r, nullptr);
-  EXPECT_TRUE(km::is_segment(km::segment_of(r)));
-  for (size_t i = 0; i < 100; ++i) ASSERT_EQ(r[i], static_cast<unsigned char>(i * 7));
-  km_free(r);
-}
-
-TEST(Large, FreedBlocksAreCachedAndReused) {
-  void* p = km_malloc(1 << 20);
-  km_free(p);
-  km_stats st;
-  km_stats_get(&st);
-  EXPECT_GE(st.large_cached, size_t(1) << 20);
-  void* q = km_malloc((1 << 20) - 4096);   // fits the cached mapping
-  EXPECT_EQ(p, q);
-  km_free(q);
-}
-
 TEST(Large, CallocOfAReusedBlockIsZero) {
   auto* p = static_cast<unsigned char*>(km_malloc(1 << 20));
   std::memset(p, 0xAB, 1 << 20);

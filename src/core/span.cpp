@@ -1,0 +1,103 @@
+// span.cpp — see span.h.
+#include "core/span.h"
+
+#include <cstring>
+
+#include "core/diag.h"
+#include "core/secure.h"
+#include "core/stats.h"
+#include "platform/os.h"
+
+namespace km {
+namespace {
+size_t page_round(size_t n) { return (n + os::kPageSize - 1) & ~(os::kPageSize - 1); }
+// Secure mode: an inaccessible OS page right after the usable bytes.
+size_t guard_bytes() { return secure_enabled() ? os::kPageSize : 0; }
+unsigned slots_for(size_t usable) {
+  return unsigned((usable + guard_bytes() + kSlotSize - 1) >> kSlotShift);
+}
+unsigned first_slot(const Segment* s, const Page* pg) {
+  return unsigned((pg->start - reinterpret_cast<const char*>(s)) >> kSlotShift);
+}
+void set_usable(Page* pg, size_t usable) {
+  pg->cell_size = uint32_t(usable);
+  pg->recip = ((uint64_t(1) << 40) + usable - 1) / usable;
+}
+}  // namespace
+
+bool span_fits(size_t size) { return size <= kSpanMax && slots_for(page_round(size)) <= kMaxSpanSlots; }
+
+void* span_alloc(size_t size, bool zero) {
+  size_t usable = page_round(size);
+  unsigned n = slots_for(usable);
+  SpinLock* held;
+  Heap* h = heap_for_thread(&held);
+  if (!h) return nullptr;
+  // Spans freed by other threads come back first: their slots may serve this request.
+  if (h->remote.load(std::memory_order_relaxed)) collect_remote(h);
+  Segment* s;
+  bool fresh = false;
+  unsigned first = heap_take_slots(h, n, &s, &fresh);
+  if (!first) {
+    if (held) held->unlock();
+    return nullptr;
+  }
+  char* start = reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift);
+  if (secure_enabled() && !os::protect_none(start + usable, os::kPageSize)) {
+    heap_give_slots(h, s, first, n);   // too many mappings (vm.max_map_count): fail cleanly
+    if (held) held->unlock();
+    return nullptr;
+  }
+  segment_map_slots(s, first, first, n);
+  Page* pg = &s->pages[first];
+  *pg = Page{};
+  pg->start = start;
+  set_usable(pg, usable);
+  pg->capacity = pg->carved = pg->used = 1;
+  pg->slots = uint8_t(n);
+  pg->span = 1;
+  pg->zero_init = fresh;
+  pg->owner = reinterpret_cast<uintptr_t>(h) | (secure_enabled() ? kPageSecure : 0);
+  if (held) held->unlock();
+  // A dirty slot may hold an old cell's free tag at this very address: clear it, as a pop does.
+  if (zero && !fresh) std::memset(start, 0, usable);
+  else reinterpret_cast<Block*>(start)->tag = 0;
+  stats_span_add(long(usable));
+  return start;
+}
+
+void span_release(Heap* h, Page* pg) {
+  Segment* s = segment_of(pg->start);
+  unsigned first = first_slot(s, pg), n = pg->slots;
+  if (page_has(pg, kPageSecure)) {
+    secure_zero(pg->start, pg->cell_size);   // freed memory reads zero
+    if (!os::protect_rw(pg->start + pg->cell_size, os::kPageSize))
+      fatal_pointer("free", "cannot lift the guard page after span", pg->start);
+  }
+  stats_span_add(-long(pg->cell_size));
+  *pg = Page{};
+  heap_give_slots(h, s, first, n);
+}
+
+bool span_resize(Page* pg, void* p, size_t size) {
+  if (page_owner(pg) != reinterpret_cast<uintptr_t>(tl_heap)) return false;   // not ours, or secure
+  size_t usable = page_round(size);
+  if (usable > kSpanMax) return false;
+  unsigned n = slots_for(usable);
+  Segment* s = segment_of(p);
+  unsigned first = first_slot(s, pg);
+  if (usable <= pg->cell_size) {
+    if (usable >= pg->cell_size / 2) return true;   // fits, and wastes at most half: as it is
+    if (n < pg->slots) heap_give_slots(tl_heap, s, first + n, pg->slots - n);
+  } else if (n > pg->slots) {
+    if (first + n > kSlotsPerSegment || !segment_take_slots_at(s, first + pg->slots, n - pg->slots))
+      return false;
+    segment_map_slots(s, first, first + pg->slots, n - pg->slots);
+  }
+  stats_span_add(long(usable) - long(pg->cell_size), false);
+  pg->slots = uint8_t(n);
+  set_usable(pg, usable);
+  return true;
+}
+
+}  // namespace km
