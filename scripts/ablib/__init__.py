@@ -1,1 +1,1 @@
-"""scripts/ab: A/B memory and fragmentation comparison of allocators (see docs/ab.md)."""
+"""The A/B comparison of allocators behind scripts/ab and kmalloc-ab (see docs/ab.md)."""

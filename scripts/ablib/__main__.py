@@ -1,6 +1,8 @@
-"""scripts/ab — compare the memory use and speed of a program under several allocators.
+"""kmalloc-ab — compare the memory use and speed of a program under several allocators.
 
-Run through scripts/ab (which installs the dependencies and builds first); see docs/ab.md.
+Two front ends run this code: scripts/ab in a checkout (it installs the dependencies and builds
+first, then uses the build directory) and the installed kmalloc-ab (package kmalloc-tools, which uses
+the installed library, probe and workloads). See docs/ab.md and kmalloc-ab(1).
 """
 import argparse
 import datetime
@@ -12,32 +14,35 @@ import time
 
 from . import allocators as alloc_mod
 from . import report, runner, workloads as wl_mod
+from .layout import Layout
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 EPILOG = """\
 examples:
-  scripts/ab                                   the built-in workloads under the default allocators
-  scripts/ab --runs 5 --workloads server,phase
-  scripts/ab --allocators glibc,kmalloc -- /usr/bin/python3 myscript.py
-  scripts/ab --allocators glibc,mine=/opt/lib/libmine.so -- ./server --bench
-  scripts/ab --json > result.json
+  {prog}                                   the built-in workloads under the default allocators
+  {prog} --runs 5 --workloads server,phase
+  {prog} --allocators glibc,kmalloc -- /usr/bin/python3 myscript.py
+  {prog} --allocators glibc,mine=/opt/lib/libmine.so -- ./server --bench
+  {prog} --json > result.json
 
 allocators: glibc, glibc-arena2 (MALLOC_ARENA_MAX=2), kmalloc, mimalloc, jemalloc, tcmalloc,
 or NAME=/path/to/lib.so. The command sees KM_AB_ALLOCATOR=<name> in its environment.
+Without --allocators, the default ones that are installed run (a note names the Debian package of
+each one missing).
 """
 
 
-def parse_args(argv):
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, command = argv[:cut], argv[cut + 1:]
-    else:
-        command = []
-    p = argparse.ArgumentParser(prog="scripts/ab", description=__doc__.splitlines()[0].split(" — ")[1],
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--allocators", default=",".join(alloc_mod.DEFAULT),
-                   help="comma-separated list (default: %(default)s)")
+def build_parser(prog="scripts/ab", default_out=os.path.join(REPO, "out", "ab"), checkout=True, version=None):
+    """The command line of scripts/ab (checkout=True) or kmalloc-ab; also read for kmalloc-ab(1)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].split(" — ")[1],
+                                epilog=EPILOG.format(prog=prog.ljust(10)),
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                usage=f"{prog} [options] [-- COMMAND ARGS...]")
+    if version:
+        p.add_argument("--version", action="version", version=f"{prog} {version}")
+    p.add_argument("--allocators", default=None,
+                   help="comma-separated list (default: those of %s that are installed)" % ",".join(alloc_mod.DEFAULT))
     p.add_argument("--lib", action="append", default=[], metavar="NAME=PATH",
                    help="use PATH as the library of a known allocator (repeatable)")
     p.add_argument("--runs", type=int, default=3, help="runs per allocator and workload (default: 3)")
@@ -51,12 +56,27 @@ def parse_args(argv):
                         "probed run, to measure the probe's overhead (default: 1; 0 to skip; at most --runs)")
     p.add_argument("--interval", type=float, default=10.0, help="sampling interval in ms (default: 10)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed (default: 600)")
-    p.add_argument("--out", default=os.path.join(REPO, "out", "ab"), help="output directory (default: out/ab)")
+    p.add_argument("--out", default=default_out,
+                   help="output directory (default: %s)" % ("out/ab" if checkout else "./kmalloc-ab-out"))
     p.add_argument("--no-plot", action="store_true", help="skip the PNG/SVG plots")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout (table on stderr)")
-    p.add_argument("--build-dir", default=os.path.join(REPO, "build"), help="kmalloc's build directory")
-    p.add_argument("--no-build", action="store_true",
-                   help="do not run scripts/bootstrap and scripts/build (use --build-dir as it is)")
+    if checkout:
+        p.add_argument("--build-dir", default=os.path.join(REPO, "build"), help="kmalloc's build directory")
+        p.add_argument("--no-build", action="store_true",
+                       help="do not run scripts/bootstrap and scripts/build (use --build-dir as it is)")
+    return p
+
+
+def parse_args(argv, layout=None):
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
+    else:
+        command = []
+    if layout is None:
+        p = build_parser()
+    else:
+        p = build_parser(layout.prog, layout.default_out, checkout=False, version=layout.version)
     args = p.parse_args(argv)
     args.command = command
     if args.runs < 1:
@@ -90,37 +110,50 @@ class Progress:
             sys.stderr.flush()
 
 
+PROG = "scripts/ab"
+
+
 def fail(msg, code=2):
-    print(f"scripts/ab: {msg}", file=sys.stderr)
+    print(f"{PROG}: {msg}", file=sys.stderr)
     sys.exit(code)
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    build_dir = os.path.abspath(args.build_dir)
+def main(argv=None, layout=None):
+    """scripts/ab (layout None: the checkout's build directory, --build-dir) or kmalloc-ab (the
+    installed layout)."""
+    global PROG
+    args = parse_args(sys.argv[1:] if argv is None else argv, layout)
+    if layout is None:
+        layout = Layout.checkout(REPO, os.path.abspath(args.build_dir))
+    PROG = layout.prog
     try:
-        allocs = alloc_mod.resolve(args.allocators.split(","), build_dir, args.lib)
+        if args.allocators is None:
+            allocs, missing = alloc_mod.resolve_available(alloc_mod.DEFAULT, layout, args.lib)
+            for a in missing:
+                print(f"{PROG}: {a.name} skipped: {alloc_mod.missing_hint(a, layout)}", file=sys.stderr)
+        else:
+            allocs = alloc_mod.resolve(args.allocators.split(","), layout, args.lib)
     except alloc_mod.AllocatorError as e:
         fail(str(e))
     names = [a.name for a in allocs]
 
     probe_lib = None
     if not args.no_probe:
-        probe_lib = os.path.join(build_dir, "bench", "probe", "libkmprobe.so")
+        probe_lib = layout.probe_lib
         if not os.path.isfile(probe_lib):
-            fail(f"probe library {probe_lib} not found (build with scripts/build, or use --no-probe)")
+            fail(f"probe library {probe_lib} not found ({layout.probe_hint})")
 
     if args.command:
         name = args.name or os.path.basename(args.command[0])
         works = [wl_mod.Workload(name, args.command, about=shlex.join(args.command))]
     else:
-        table = wl_mod.builtin(REPO, build_dir, args.scale)
+        table = wl_mod.builtin(layout.workload_dir, layout.python_script, args.scale)
         chosen = args.workloads.split(",") if args.workloads else list(table)
         unknown = [w for w in chosen if w not in table]
         if unknown:
             fail(f"unknown workload {', '.join(unknown)}: known are {', '.join(table)}")
         works = [table[w] for w in chosen]
-        missing = wl_mod.check_built(works)
+        missing = wl_mod.check_built(works, layout.prog)
         if missing:
             fail("; ".join(missing))
 
@@ -150,7 +183,7 @@ def main(argv=None):
         progress.done += 1
         if not r.ok:
             progress.finish()
-            print(f"scripts/ab: {w.name} under {a.name} (run {index}) failed: {r.error}", file=sys.stderr)
+            print(f"{PROG}: {w.name} under {a.name} (run {index}) failed: {r.error}", file=sys.stderr)
     progress.finish()
 
     wnames = [w.name for w in works]
@@ -187,8 +220,12 @@ def main(argv=None):
         f.write(js + "\n")
     plots = []
     if not args.no_plot:
-        from . import plot  # matplotlib is slow to import; only when needed
-        plots = plot.all_plots(args.out, runs, summary, names, probe=has_probe)
+        try:
+            from . import plot  # matplotlib is slow to import; only when needed
+        except ImportError as e:
+            print(f"{PROG}: no plots ({e}): install the Debian package python3-matplotlib", file=sys.stderr)
+        else:
+            plots = plot.all_plots(args.out, runs, summary, names, probe=has_probe)
     with open(os.path.join(args.out, "table.txt"), "w") as f:
         f.write("\n".join(text) + "\n")
 

@@ -5,11 +5,34 @@
 
 namespace km {
 
-Msg& Msg::str(const char* s) {
-  while (*s) {
-    if (*s == '\n') line_start_ = len_ + 1;
-    put(*s++);
+void Msg::begin_line() {
+  at_line_start_ = false;
+  if (prefix_len_ == 0) {
+    char name[32];
+    os::program_name(name, sizeof name);
+    size_t n = 0;
+    auto add = [&](const char* s) {
+      while (*s && n < sizeof prefix_ - 1) prefix_[n++] = *s++;
+    };
+    add("kmalloc[");
+    char pid[24];
+    int k = 0;
+    for (uint64_t v = uint64_t(os::process_id()); k == 0 || v; v /= 10) pid[k++] = char('0' + v % 10);
+    while (k && n < sizeof prefix_ - 1) prefix_[n++] = pid[--k];
+    add("]");
+    if (name[0]) {
+      add(" ");
+      add(name);
+    }
+    add(": ");
+    prefix_len_ = n;
   }
+  for (size_t i = 0; i < prefix_len_ && len_ < sizeof buf_; ++i) buf_[len_++] = prefix_[i];
+  line_start_ = len_;
+}
+
+Msg& Msg::str(const char* s) {
+  while (*s) put(*s++);
   return *this;
 }
 
@@ -58,25 +81,34 @@ Msg& Msg::bytes(uint64_t v) {
 }
 
 Msg& Msg::pad(size_t col) {
+  if (at_line_start_) begin_line();
   while (len_ - line_start_ < col && len_ < sizeof buf_) put(' ');
   return *this;
 }
 
 void Msg::emit() {
+  os::write_report(buf_, len_);
+  len_ = 0;
+  line_start_ = 0;
+  at_line_start_ = true;
+}
+
+void Msg::emit_stderr() {
   os::write_stderr(buf_, len_);
   len_ = 0;
   line_start_ = 0;
+  at_line_start_ = true;
 }
 
 void fatal_pointer(const char* call, const char* what, const void* p) {
   Msg m;
-  m.str("kmalloc: ").str(call).str("(): ").str(what).str(" ").ptr(p).str("\n").emit();
+  m.str(call).str("(): ").str(what).str(" ").ptr(p).str("\n").emit_stderr();
   os::abort_now();
 }
 
 void fatal(const char* what) {
   Msg m;
-  m.str("kmalloc: ").str(what).str("\n").emit();
+  m.str(what).str("\n").emit_stderr();
   os::abort_now();
 }
 

@@ -100,7 +100,7 @@ void stats_print() {
   size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
   cells_in_use(bytes, cells, nullptr);
   Msg m;
-  m.str("kmalloc: statistics\n").emit();
+  m.str("statistics\n").emit();
   m.str("  in use        ").bytes(st.in_use).pad(30).str("peak ").bytes(st.peak_in_use).str("\n").emit();
   m.str("  spans         ").num(st.span_count).str(" (").bytes(st.span_bytes).str(")").pad(30).str("free slots not yet purged ")
       .bytes(st.dirty).str("\n").emit();
@@ -112,11 +112,13 @@ void stats_print() {
       .num(st.heaps).str("\n").emit();
   m.str("  os calls      mmap ").num(st.mmap_count).str(", munmap ").num(st.munmap_count).str(", purge ")
       .num(st.purge_count).str(" (").bytes(st.purged).str(")\n").emit();
+  // Only the lanes that hold something now: an empty lane is noise (a short program touches few).
+  m.str("  lane = size class: a request gets a cell of the smallest lane it fits; empty lanes left out\n").emit();
   m.str("  lane        cells in use   bytes in use   pages   peak pages\n").emit();
   for (unsigned l = 1; l < kLaneCount; ++l) {
     long pages = g_lane_pages[l].load(std::memory_order_relaxed);
     long peak = g_lane_pages_peak[l].load(std::memory_order_relaxed);
-    if (peak == 0) continue;
+    if (pages == 0 && cells[l] == 0) continue;
     m.str("  ").num(lane_size(l)).pad(14).num(cells[l]).pad(29).bytes(bytes[l]).pad(44).snum(pages)
         .pad(52).snum(peak).str("\n").emit();
   }

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <ctime>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -142,6 +143,105 @@ void write_stderr(const char* buf, size_t len) {
     len -= size_t(n);
   }
 }
+
+namespace {
+char g_report_path[4096];   // KMALLOC_STATS_FILE, absolute, with "%p" still in it; "" = stderr
+
+// Reads a small /proc/self file into buf (NUL-terminated); the number of bytes read, 0 on failure.
+size_t read_proc_file(const char* path, char* buf, size_t cap) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = ::read(fd, buf, cap - 1);
+  ::close(fd);
+  if (n <= 0) n = 0;
+  buf[n] = 0;
+  return size_t(n);
+}
+
+// Appends s to buf at *at (bounded, NUL-terminated); false when it does not fit.
+bool append(char* buf, size_t cap, size_t* at, const char* s, size_t n) {
+  if (*at + n >= cap) return false;
+  __builtin_memcpy(buf + *at, s, n);
+  *at += n;
+  buf[*at] = 0;
+  return true;
+}
+
+size_t format_decimal(char* out, uint64_t v) {
+  char tmp[24];
+  size_t n = 0, len = 0;
+  do tmp[n++] = char('0' + v % 10); while ((v /= 10) != 0);
+  while (n) out[len++] = tmp[--n];
+  return len;
+}
+}  // namespace
+
+bool set_report_file(const char* path) {
+  ErrnoGuard g;
+  size_t at = 0, n = __builtin_strlen(path);
+  g_report_path[0] = 0;
+  if (n == 0) return true;
+  if (path[0] != '/') {
+    if (::syscall(SYS_getcwd, g_report_path, sizeof g_report_path) < 0) return g_report_path[0] = 0, false;
+    at = __builtin_strlen(g_report_path);
+    if (!append(g_report_path, sizeof g_report_path, &at, "/", 1)) return g_report_path[0] = 0, false;
+  }
+  if (!append(g_report_path, sizeof g_report_path, &at, path, n)) return g_report_path[0] = 0, false;
+  return true;
+}
+
+const char* report_file() { return g_report_path; }
+
+void write_report(const char* buf, size_t len) {
+  if (!g_report_path[0]) return write_stderr(buf, len);
+  ErrnoGuard g;
+  char path[sizeof g_report_path + 64];
+  size_t at = 0;
+  for (const char* s = g_report_path; *s && at < sizeof path - 24; ++s) {
+    if (s[0] == '%' && s[1] == 'p') {
+      at += format_decimal(path + at, uint64_t(process_id()));
+      ++s;
+    } else {
+      path[at++] = *s;
+    }
+  }
+  path[at] = 0;
+  int fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return write_stderr(buf, len);
+  while (len > 0) {
+    ssize_t n = ::write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    buf += n;
+    len -= size_t(n);
+  }
+  ::close(fd);
+}
+
+int process_id() { return int(::syscall(SYS_getpid)); }
+int parent_process_id() { return int(::syscall(SYS_getppid)); }
+
+void program_name(char* buf, size_t cap) {
+  ErrnoGuard g;
+  buf[0] = 0;
+  if (cap < 2) return;
+  size_t n = read_proc_file("/proc/self/comm", buf, cap);
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+  if (n > 0) return;
+  // No comm (an old or restricted /proc): argv[0] from the command line, without its directory.
+  char cmd[256];
+  if (read_proc_file("/proc/self/cmdline", cmd, sizeof cmd) == 0) return;
+  const char* base = cmd;
+  for (const char* s = cmd; *s; ++s)
+    if (*s == '/') base = s + 1;
+  size_t at = 0;
+  while (base[at] && at < cap - 1) buf[at] = base[at], ++at;
+  buf[at] = 0;
+}
+
+void on_fork_child(void (*fn)()) { pthread_atfork(nullptr, nullptr, fn); }
 
 size_t resident_bytes() {
   ErrnoGuard g;

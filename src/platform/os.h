@@ -41,6 +41,23 @@ int64_t now_ms();
 void write_stderr(const char* buf, size_t len);
 // Keep a duplicate of fd 2 for messages at exit: programs like sort close stderr in an atexit handler.
 void keep_stderr();
+// Reports (the KMALLOC_VERBOSE banner, the KMALLOC_STATS summary) go to stderr, or to the file set
+// here (KMALLOC_STATS_FILE): copied at init, made absolute against the current directory, "%p"
+// replaced by the pid of the process writing. Each write opens the file (appending, created 0644),
+// writes and closes it, so no descriptor of ours lingers where the program manages its own. False if
+// the path is too long (kept: none). Call once, at init.
+bool set_report_file(const char* path);
+const char* report_file();   // the path as set (with "%p"), "" if none
+// Write buf to the report file, or to stderr if none is set or it cannot be opened.
+void write_report(const char* buf, size_t len);
+// This process's id and its parent's (raw getpid/getppid).
+int process_id();
+int parent_process_id();
+// The program's name for message prefixes: /proc/self/comm, else the basename of argv[0] from
+// /proc/self/cmdline; "" if neither can be read. NUL-terminated, at most cap - 1 chars.
+void program_name(char* buf, size_t cap);
+// Run fn in the child after every fork (pthread_atfork). Only after init: registration may allocate.
+void on_fork_child(void (*fn)());
 // Resident set size of this process in bytes (raw read of /proc/self/statm), 0 if unknown.
 size_t resident_bytes();
 // Bytes of [p, p + size) resident in memory (mincore); p page-aligned. 0 if unknown.

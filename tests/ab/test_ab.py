@@ -155,6 +155,16 @@ class ErrorsTest(unittest.TestCase):
         p = ab("--allocators", "tcmalloc", "--lib", "tcmalloc=/nonexistent.so", "--", "true")
         self.assertIn("libtcmalloc-minimal4", p.stderr)
 
+    def test_default_list_skips_a_missing_allocator_and_names_its_package(self):
+        with tempfile.TemporaryDirectory() as out:
+            p = ab("--lib", "jemalloc=/nonexistent/libjemalloc.so.2", "--runs", "1", "--overhead-runs", "0",
+                   "--no-plot", "--no-probe", "--out", out, "--", "true")
+            self.assertIn("jemalloc skipped: install the Debian package libjemalloc2", p.stderr)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            data = json.load(open(os.path.join(out, "result.json")))
+            self.assertNotIn("jemalloc", data["summary"]["true"])
+            self.assertIn("glibc", data["summary"]["true"])
+
     def test_missing_kmalloc_says_build(self):
         p = subprocess.run([AB, "--no-build", "--build-dir", "/nonexistent-build", "--allocators", "kmalloc",
                             "--no-probe", "--", "true"], capture_output=True, text=True)

@@ -302,7 +302,7 @@ TEST(MisuseDeathTest, DoubleFreeOfASmallBlock) {
         free(p);
         free(p);
       },
-      "kmalloc: free\\(\\): double free 0x[0-9a-f]+");
+      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): double free 0x[0-9a-f]+");
 }
 
 TEST(MisuseDeathTest, DoubleFreeFromAnotherPositionInTheFreeList) {
@@ -323,7 +323,7 @@ TEST(MisuseDeathTest, InteriorPointer) {
         char* p = static_cast<char*>(malloc(opaque(64)));
         free(p + 16);
       },
-      "kmalloc: free\\(\\): invalid pointer \\(not the start of a block\\) 0x");
+      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): invalid pointer \\(not the start of a block\\) 0x");
 }
 
 TEST(MisuseDeathTest, PointerKmallocNeverGaveOut) {
@@ -332,7 +332,7 @@ TEST(MisuseDeathTest, PointerKmallocNeverGaveOut) {
         static char not_heap[64];
         free(opaque(not_heap + 0));
       },
-      "kmalloc: free\\(\\): invalid pointer 0x");
+      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): invalid pointer 0x");
   EXPECT_DEATH(
       {
         int on_stack = 0;
@@ -349,7 +349,7 @@ TEST(MisuseDeathTest, PointerIntoAnUnusedPartOfASegment) {
         uintptr_t seg = reinterpret_cast<uintptr_t>(p) & ~((uintptr_t(1) << 22) - 1);
         free(opaque(reinterpret_cast<char*>(seg + (uintptr_t(63) << 16) + 64)));
       },
-      "kmalloc: free\\(\\): invalid pointer 0x");
+      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): invalid pointer 0x");
 }
 
 TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
@@ -359,7 +359,7 @@ TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
         free(p);
         free(p);
       },
-      "kmalloc: free\\(\\): double free 0x");
+      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): double free 0x");
 }
 
 TEST(MisuseDeathTest, ReallocOfAForeignPointer) {
@@ -368,7 +368,7 @@ TEST(MisuseDeathTest, ReallocOfAForeignPointer) {
         static char not_heap[64];
         (void)!realloc(opaque(not_heap + 0), 100);
       },
-      "kmalloc: realloc\\(\\): invalid pointer 0x");
+      "kmalloc\\[[0-9]+\\] [^:]*: realloc\\(\\): invalid pointer 0x");
 }
 
 }  // namespace

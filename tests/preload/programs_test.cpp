@@ -4,10 +4,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <regex>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -58,7 +60,7 @@ class Programs : public ::testing::Test {
     EXPECT_EQ(km.status, 0) << cmd << "\n" << km.err;
     EXPECT_EQ(km.out, glibc.out) << cmd;
     EXPECT_FALSE(km.out.empty()) << cmd;
-    EXPECT_NE(km.err.find("kmalloc: statistics"), std::string::npos) << km.err;
+    EXPECT_NE(km.err.find(": statistics\n"), std::string::npos) << km.err;
     std::smatch m;
     EXPECT_TRUE(std::regex_search(km.err, m, std::regex("mmap ([0-9]+)")) && std::stol(m[1]) > 0)
         << "kmalloc mapped nothing: it did not serve the program\n" << km.err;
@@ -132,11 +134,135 @@ TEST_F(Programs, ASingleThreadedProgramAndItsForkedChildGetNoThread) {
   EXPECT_EQ(km.out, "threads: 1 1\n");
 }
 
+// Every line kmalloc prints starts with "kmalloc[PID] PROGRAM: ".
+const std::regex kPrefix("^kmalloc\\[([0-9]+)\\] ([^:]+): (.*)$");
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < s.size()) {
+    size_t nl = s.find('\n', at);
+    if (nl == std::string::npos) nl = s.size();
+    out.push_back(s.substr(at, nl - at));
+    at = nl + 1;
+  }
+  return out;
+}
+
+// The lines of `text` printed by a program whose name (comm: 15 chars) starts with `prog`.
+std::vector<std::string> from(const std::string& text, const std::string& prog) {
+  std::vector<std::string> out;
+  std::smatch m;
+  for (const std::string& l : lines(text))
+    if (std::regex_match(l, m, kPrefix) && prog.compare(0, m[2].length(), m[2]) == 0) out.push_back(l);
+  return out;
+}
+
+size_t count(const std::vector<std::string>& ls, const std::string& what) {
+  size_t n = 0;
+  for (const std::string& l : ls) n += l.find(what) != std::string::npos;
+  return n;
+}
+
+std::string base(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
 TEST_F(Programs, VerboseSaysKmallocIsActive) {
   Result r = sh("/bin/true", "LD_PRELOAD=" + lib() + " KMALLOC_VERBOSE=1", dir_);
   EXPECT_EQ(r.status, 0);
-  EXPECT_NE(r.err.find("kmalloc: active"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("KMALLOC_PURGE_DELAY_MS="), std::string::npos) << r.err;
+  std::vector<std::string> mine = from(r.err, "true");
+  ASSERT_EQ(count(mine, ": active (libkmalloc "), 1u) << r.err;
+  EXPECT_EQ(count(mine, "  KMALLOC_PURGE_DELAY_MS=10 "), 1u) << r.err;
+  EXPECT_EQ(count(mine, "  KMALLOC_STATS_FILE="), 1u) << r.err;
+}
+
+TEST_F(Programs, EveryReportLineNamesItsProcessAndProgram) {
+  Result r = sh("sort -n /etc/passwd > /dev/null; /bin/true",
+                "LD_PRELOAD=" + lib() + " KMALLOC_VERBOSE=1 KMALLOC_STATS=1", dir_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::smatch m;
+  std::map<std::string, std::string> program_of_pid;
+  for (const std::string& l : lines(r.err)) {
+    ASSERT_TRUE(std::regex_match(l, m, kPrefix)) << "a line without the prefix: " << l << "\n" << r.err;
+    program_of_pid[m[1]] = m[2];
+  }
+  EXPECT_EQ(count(from(r.err, "sort"), ": statistics"), 1u) << r.err;
+  EXPECT_EQ(count(from(r.err, "true"), ": statistics"), 1u) << r.err;
+  for (auto& [pid, prog] : program_of_pid) EXPECT_NE(pid, "0");
+}
+
+TEST_F(Programs, TheBannerPrintsOncePerExecAndNotInForkChildren) {
+  std::string prog = std::getenv("KMALLOC_SINGLE_THREAD_PROGRAM");
+  Result r = sh(prog, "LD_PRELOAD=" + lib() + " KMALLOC_VERBOSE=1", dir_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> mine = from(r.err, base(prog));
+  EXPECT_EQ(count(mine, ": active (libkmalloc "), 1u) << r.err;   // the program forks once
+  EXPECT_EQ(count(mine, ": active in a fork child"), 0u) << r.err;
+}
+
+TEST_F(Programs, VerboseTwoAlsoNamesForkChildren) {
+  std::string prog = std::getenv("KMALLOC_SINGLE_THREAD_PROGRAM");
+  Result r = sh(prog, "LD_PRELOAD=" + lib() + " KMALLOC_VERBOSE=2", dir_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> mine = from(r.err, base(prog));
+  ASSERT_EQ(count(mine, ": active (libkmalloc "), 1u) << r.err;
+  ASSERT_EQ(count(mine, ": active in a fork child of "), 1u) << r.err;
+  std::smatch parent, child;
+  std::string banner, forked;
+  for (const std::string& l : mine) {
+    if (l.find(": active (") != std::string::npos) banner = l;
+    if (l.find("fork child of ") != std::string::npos) forked = l;
+  }
+  ASSERT_TRUE(std::regex_match(banner, parent, kPrefix));
+  ASSERT_TRUE(std::regex_match(forked, child, kPrefix));
+  EXPECT_NE(parent[1], child[1]);
+  EXPECT_EQ(forked.substr(forked.rfind(' ') + 1), parent[1].str()) << forked;
+}
+
+TEST_F(Programs, StatsFileTakesTheReportsWithThePidInItsName) {
+  std::string prog = std::getenv("KMALLOC_SINGLE_THREAD_PROGRAM");
+  // Relative: taken from the directory the program starts in. The fork child's report (it ends
+  // with _exit, so it prints none) and the parent's land in files of their own.
+  ASSERT_EQ(sh("mkdir reports", "", dir_).status, 0);
+  Result r = sh(prog,
+                "LD_PRELOAD=" + lib() + " KMALLOC_STATS=1 KMALLOC_VERBOSE=1 KMALLOC_STATS_FILE=reports/km-%p.txt",
+                dir_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find(": statistics"), std::string::npos) << "stats went to stderr:\n" << r.err;
+  EXPECT_EQ(r.err.find(": active ("), std::string::npos) << "the banner went to stderr:\n" << r.err;
+  Result ls = sh("ls reports", "", dir_);
+  int with_stats = 0;
+  for (const std::string& name : lines(ls.out)) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(name, m, std::regex("km-([0-9]+)\\.txt"))) << name;
+    std::string text = slurp(dir_ + "/reports/" + name);
+    for (const std::string& l : lines(text)) {
+      std::smatch p;
+      ASSERT_TRUE(std::regex_match(l, p, kPrefix)) << l;
+      EXPECT_EQ(p[1], m[1]) << "a report of another process in " << name << ":\n" << text;
+    }
+    if (!from(text, base(prog)).empty()) {
+      with_stats += count(lines(text), ": statistics") == 1;
+      EXPECT_EQ(count(lines(text), ": active (libkmalloc "), 1u) << text;
+    }
+  }
+  EXPECT_EQ(with_stats, 1) << ls.out;
+}
+
+TEST_F(Programs, TheLaneTableSaysWhatALaneIsAndLeavesEmptyLanesOut) {
+  Result r = sh("sort -n /etc/passwd > /dev/null", "LD_PRELOAD=" + lib() + " KMALLOC_STATS=1", dir_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> mine = from(r.err, "sort");
+  EXPECT_EQ(count(mine, "lane = size class"), 1u) << r.err;
+  std::regex row(".*:   ([0-9]+) +([0-9]+) +[0-9.]+ [KMG]?i?B +([0-9]+) +([0-9]+)$");
+  int rows = 0;
+  for (const std::string& l : mine) {
+    std::smatch m;
+    if (!std::regex_match(l, m, row)) continue;
+    ++rows;
+    EXPECT_TRUE(std::stol(m[2]) > 0 || std::stol(m[3]) > 0) << "an empty lane in the table: " << l;
+  }
+  EXPECT_GT(rows, 2) << r.err;
+  EXPECT_LT(rows, 40) << r.err;
 }
 
 TEST_F(Programs, BadOptionValuesWarnAndKeepTheDefault) {

@@ -76,9 +76,9 @@ TEST_F(Setuid, OptionsAreHonouredInAnOrdinaryProgram) {
   ASSERT_TRUE(copy_file(probe_, plain, 0755));
   Result r = as_nobody(plain);
   ASSERT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("kmalloc: active"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": active (libkmalloc "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("KMALLOC_PURGE_DELAY_MS=bogus"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("kmalloc: statistics"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": statistics\n"), std::string::npos) << r.out;
 }
 
 TEST_F(Setuid, OptionsAreIgnoredSilentlyInASetuidProgram) {
@@ -128,7 +128,7 @@ TEST_F(Valgrind, MemcheckFindsThemUnderLdPreloadToo) {
                  "--error-exitcode=42 '" + env("KM_LEAKY_PLAIN") + "'");
   EXPECT_EQ(r.status, 42) << r.out;
   EXPECT_TRUE(reports_both(r)) << r.out;
-  EXPECT_NE(r.out.find("kmalloc: active"), std::string::npos) << "kmalloc was not loaded\n" << r.out;
+  EXPECT_NE(r.out.find(": active (libkmalloc "), std::string::npos) << "kmalloc was not loaded\n" << r.out;
 }
 
 // Without the synonym: what this valgrind does (3.19 on Debian 12 redirects libkmalloc's malloc by
