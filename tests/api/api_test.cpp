@@ -248,7 +248,17 @@ TEST(Glibc, InternalNamesAndTuningCallsWork) {
   EXPECT_NE(mallopt(M_ARENA_MAX, 2), 0);
   struct mallinfo2 mi = mallinfo2();
   EXPECT_GT(mi.uordblks, 0u);
-  EXPECT_GE(malloc_trim(0), 0);
+  // malloc_trim returns 1 when it gave memory back: a freed large block waits in the cache until
+  // the purge delay, and trim unmaps it now; right after, there is nothing left to give.
+  malloc_trim(0);
+  free(malloc(opaque(size_t(4) << 20)));
+  km_stats st;
+  km_stats_get(&st);
+  ASSERT_GT(st.large_cached, 0u) << "the freed block was not cached (KMALLOC_PURGE_DELAY_MS=0?)";
+  EXPECT_EQ(malloc_trim(0), 1);
+  km_stats_get(&st);
+  EXPECT_EQ(st.large_cached, 0u);
+  EXPECT_EQ(malloc_trim(0), 0);
 }
 
 // ---- C++
@@ -271,10 +281,26 @@ TEST(Cxx, EveryNewFormIsServedAndAligned) {
 }
 
 TEST(Cxx, SizedDeleteWithAWrongSizeIsHarmless) {
-  void* p = ::operator new(opaque(size_t(1000)));
+  km_stats before, after;
+  km_stats_get(&before);
+  auto* p = static_cast<char*>(::operator new(opaque(size_t(1000))));
+  size_t usable = malloc_usable_size(p);
   ::operator delete(p, size_t(8));   // programs get this wrong; metadata decides
-  void* q = ::operator new(opaque(size_t(1000)));
+  EXPECT_FALSE(km_owns(p)) << "the block was not freed";
+  km_stats_get(&after);
+  EXPECT_EQ(after.in_use, before.in_use) << "freed as the wrong size";
+  // Had the size been trusted, the 1000-byte cell would now sit in the 8-byte lane: small blocks
+  // would be carved out of it.
+  std::vector<char*> tiny;
+  for (int i = 0; i < 200; ++i) tiny.push_back(static_cast<char*>(malloc(opaque(size_t(8)))));
+  for (char* t : tiny) EXPECT_FALSE(t >= p && t < p + 1000) << "an 8-byte block inside the freed cell";
+  for (char* t : tiny) free(t);
+  // And the 1000-byte lane still works with the right size.
+  auto* q = static_cast<char*>(::operator new(opaque(size_t(1000))));
+  EXPECT_EQ(malloc_usable_size(q), usable);
+  std::memset(q, 1, 1000);
   ::operator delete(q, size_t(1000));
+  EXPECT_FALSE(km_owns(q));
 }
 
 TEST(Cxx, NewThrowsBadAllocAndNothrowReturnsNull) {
