@@ -21,11 +21,12 @@ size_t usable_size(const void* p, const char* call) {
   if (!p) return 0;
   Segment* s = segment_of(p);
   if (is_segment(s)) {
-    size_t n = cell_usable_size(p);
-    if (!n) fatal_pointer(call, "invalid pointer", p);
-    return n;
+    // Liveness, not the size, tells ours from theirs: a live block may have usable size 0 (secure
+    // mode keeps the exact requested size, and malloc(0) is a block).
+    if (!cell_is_live(p)) fatal_pointer(call, "invalid pointer", p);
+    return cell_usable_size(p);
   }
-  size_t n = large_usable_size(p);
+  size_t n = large_usable_size(p);   // large blocks are never empty: 0 means not ours
   if (!n) fatal_pointer(call, "invalid pointer", p);
   return n;
 }

@@ -132,7 +132,10 @@ void secure_check_free(Page* pg, Block* b) {
 
 size_t secure_usable_size(const Page* pg, const void* p) {
   uint64_t size = *tail_of(pg, const_cast<void*>(p)) ^ tail_mix(pg, p);
-  return size <= pg->cell_size - kSecureTail ? size_t(size) : 0;
+  // A size that does not fit is a damaged tail word (0 is a real size: malloc(0)).
+  if (size > pg->cell_size - kSecureTail)
+    fatal_pointer("malloc_usable_size", "heap buffer overflow (size word overwritten) after block", p);
+  return size_t(size);
 }
 
 size_t secure_capacity(const Page* pg) { return pg->cell_size - kSecureTail; }

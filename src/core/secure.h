@@ -34,6 +34,7 @@ void* secure_pop(Page* pg, bool zero, size_t size);
 void secure_push(Page* pg, Block* b);
 void secure_scrub(Page* pg, Block* b);
 void secure_check_free(Page* pg, Block* b);   // canary and tail check; fatal on damage
+// The requested size kept in a live cell's tail (0 for malloc(0)); fatal if the tail is damaged.
 size_t secure_usable_size(const Page* pg, const void* p);
 // realloc within the cell: a new requested size (<= cell - tail), with the canary redrawn after it.
 void secure_resize(Page* pg, void* p, size_t size);

@@ -80,6 +80,48 @@ TEST(Malloc, UsableSizeCoversTheRequestAndIsStable) {
   }
 }
 
+// A block of size 0 is a block like any other (issue 11: in secure mode its usable size 0 was read as
+// "not ours", so these stopped the program with "invalid pointer").
+TEST(Malloc, ZeroSizeBlocksCanBeMeasuredReallocatedAndFreed) {
+  void* z = malloc(opaque(0));
+  ASSERT_NE(z, nullptr);
+  EXPECT_TRUE(km_owns(z));
+  (void)malloc_usable_size(z);   // 0 in secure mode (exact sizes), a lane's size otherwise
+  auto* p = static_cast<unsigned char*>(realloc(z, 10));
+  ASSERT_NE(p, nullptr);
+  EXPECT_GE(malloc_usable_size(p), 10u);
+  std::memset(p, 7, 10);
+  p = static_cast<unsigned char*>(realloc(p, 3000));
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(p[i], 7);
+  free(p);
+
+  void* c = calloc(0, 5);
+  ASSERT_NE(c, nullptr);
+  (void)malloc_usable_size(c);
+  c = realloc(c, 100);
+  ASSERT_NE(c, nullptr);
+  EXPECT_GE(malloc_usable_size(c), 100u);
+  free(c);
+
+  for (size_t align : {size_t(16), size_t(64), size_t(4096), size_t(1) << 16}) {
+    void* a = nullptr;
+    ASSERT_EQ(posix_memalign(&a, align, 0), 0);
+    EXPECT_TRUE(aligned(a, align));
+    (void)malloc_usable_size(a);
+    void* b = realloc(a, 200);
+    ASSERT_NE(b, nullptr) << align;
+    EXPECT_GE(malloc_usable_size(b), 200u);
+    free(b);
+    void* m = memalign(align, 0);
+    ASSERT_NE(m, nullptr);
+    m = realloc(m, 1);
+    ASSERT_NE(m, nullptr);
+    free(m);
+  }
+  free(malloc(opaque(0)));
+}
+
 TEST(Free, PreservesErrnoAndAcceptsNull) {
   void* p = malloc(opaque(5000000));   // a large block: free unmaps or caches it
   errno = 1234;
