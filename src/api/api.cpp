@@ -10,6 +10,10 @@
 
 namespace km {
 
+namespace {
+inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+}  // namespace
+
 void* alloc_big(size_t size) {
   if (KM_LIKELY(size <= kLargestLane)) return lane_alloc(size, lane_of_formula(size));
   void* p = size <= kMaxRequest ? large_alloc(size, 0, false) : nullptr;
@@ -58,6 +62,31 @@ void* resize(void* p, size_t size) {
   return q;
 }
 
+// The size rule of free_sized in secure mode. A secure cell keeps the exact size it was last
+// requested (or realloc'd) with: `size` must equal it. A large block's registry keeps only its mapped
+// size, which may exceed the request by the page rounding, by the cache handing out a mapping up to a
+// quarter + 64 KiB too big, and by realloc keeping a block in place down to half its size: there
+// `size` must be <= the usable size and >= usable / 2 - 64 KiB. free_aligned_sized also needs p to
+// be aligned as asked. Anything else stops the program, naming the pointer.
+void check_sized(const void* p, size_t size, size_t align, const char* call) {
+  size_t usable = usable_size(p, call);   // stops on a pointer that is not ours
+  bool ok;
+  if (is_segment(segment_of(p))) {
+    ok = size == usable;
+  } else {
+    size_t low = usable / 2 > (size_t(64) << 10) ? usable / 2 - (size_t(64) << 10) : 0;
+    ok = size <= usable && size >= low;
+  }
+  if (!ok) {
+    Msg m;
+    m.str("kmalloc: ").str(call).str("(): size mismatch ").ptr(p).str(" (size ").num(size);
+    m.str(", the block holds ").num(usable).str(")\n").emit();
+    os::abort_now();
+  }
+  if (align && (!is_pow2(align) || reinterpret_cast<uintptr_t>(p) % align != 0))
+    fatal_pointer(call, "alignment mismatch", p);
+}
+
 bool owns(const void* p) {
   if (!p) return false;
   if (is_segment(segment_of(p))) return cell_is_live(p);
@@ -85,7 +114,7 @@ inline void* enomem() {
   errno = ENOMEM;
   return nullptr;
 }
-inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+using km::is_pow2;
 }  // namespace
 
 extern "C" {
@@ -98,6 +127,10 @@ KM_EXPORT void* km_calloc(size_t count, size_t size) {
 }
 
 KM_EXPORT void km_free(void* p) { km::release(p); }
+KM_EXPORT void km_free_sized(void* p, size_t size) { km::release_sized(p, size, 0, "free_sized"); }
+KM_EXPORT void km_free_aligned_sized(void* p, size_t align, size_t size) {
+  km::release_sized(p, size, align, "free_aligned_sized");
+}
 
 KM_EXPORT void* km_realloc(void* p, size_t size) {
   if (!p) return km_malloc(size);

@@ -19,6 +19,9 @@
 
 extern "C" void* __libc_malloc(size_t);
 extern "C" void __libc_free(void*);
+// C23 (glibc 2.43 declares them; Debian 12's headers do not).
+extern "C" void free_sized(void*, size_t);
+extern "C" void free_aligned_sized(void*, size_t, size_t);
 
 namespace {
 
@@ -301,6 +304,84 @@ TEST(Glibc, InternalNamesAndTuningCallsWork) {
   km_stats_get(&st);
   EXPECT_EQ(st.large_cached, 0u);
   EXPECT_EQ(malloc_trim(0), 0);
+}
+
+// ---- C23 free_sized / free_aligned_sized
+
+bool secure_mode() {
+  const char* s = getenv("KMALLOC_SECURE");
+  return s && std::strcmp(s, "1") == 0;
+}
+
+TEST(FreeSized, FreesLikeFreeWithTheRightSize) {
+  free_sized(nullptr, 0);
+  free_aligned_sized(nullptr, 64, 0);
+  km_stats before, after;
+  km_stats_get(&before);
+  for (size_t n : {size_t(0), size_t(1), size_t(100), size_t(1000), size_t(131072), size_t(200000),
+                   size_t(3) << 20}) {
+    void* p = malloc(opaque(n));
+    ASSERT_NE(p, nullptr);
+    free_sized(p, n);
+    EXPECT_FALSE(km_owns(p)) << n;
+    void* c = calloc(opaque(n), 3);
+    free_sized(c, n * 3);
+    EXPECT_FALSE(km_owns(c)) << n;
+    for (size_t a : {size_t(16), size_t(64), size_t(4096), size_t(1) << 16}) {
+      void* q = aligned_alloc(a, opaque(n));
+      ASSERT_NE(q, nullptr);
+      free_aligned_sized(q, a, n);
+      EXPECT_FALSE(km_owns(q)) << n << " " << a;
+    }
+  }
+  // After realloc the size is the new one (in place or moved).
+  void* r = malloc(opaque(size_t(100)));
+  r = realloc(r, 90);
+  free_sized(r, 90);
+  r = malloc(opaque(size_t(300000)));
+  r = realloc(r, 200000);   // a large block kept in place
+  free_sized(r, 200000);
+  km_stats_get(&after);
+  EXPECT_EQ(after.in_use, before.in_use);
+}
+
+TEST(FreeSized, AWrongSizeIsHarmlessOutsideSecureMode) {
+  if (secure_mode()) GTEST_SKIP() << "secure mode checks the size (FreeSizedDeathTest)";
+  void* p = malloc(opaque(size_t(1000)));
+  free_sized(p, 8);
+  EXPECT_FALSE(km_owns(p));
+  void* q = aligned_alloc(64, opaque(size_t(64)));
+  free_aligned_sized(q, 4096, 1);
+  EXPECT_FALSE(km_owns(q));
+}
+
+TEST(FreeSizedDeathTest, SecureModeStopsOnASizeMismatch) {
+  if (!secure_mode()) GTEST_SKIP() << "only KMALLOC_SECURE=1 checks the size";
+  const char* msg = "kmalloc: free_sized\\(\\): size mismatch 0x[0-9a-f]+";
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(100))), 8), msg);      // too small
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(100))), 101), msg);    // too big
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(0))), 1), msg);
+  EXPECT_DEATH(free_sized(calloc(opaque(size_t(10)), 10), 10), msg);
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(1) << 20)), 1000), msg);             // large block
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(1) << 20)), (size_t(1) << 20) + 4097), msg);
+  EXPECT_DEATH(free_aligned_sized(aligned_alloc(256, opaque(size_t(300))), 256, 30),
+               "kmalloc: free_aligned_sized\\(\\): size mismatch 0x");
+  EXPECT_DEATH(
+      {
+        // A block that is 64-aligned but not 4096-aligned, freed as if from aligned_alloc(4096, .).
+        void* p = aligned_alloc(64, 64);
+        while (reinterpret_cast<uintptr_t>(p) % 4096 == 0) p = aligned_alloc(64, 64);
+        free_aligned_sized(p, 4096, 64);
+      },
+      "kmalloc: free_aligned_sized\\(\\): alignment mismatch 0x");
+  // Still a free: misuse is caught as for free.
+  EXPECT_DEATH(
+      {
+        void* p = malloc(opaque(size_t(64)));
+        free_sized(p, 64);
+        free_sized(p, 64);
+      },
+      "double free|invalid pointer");
 }
 
 // ---- C++
