@@ -81,7 +81,8 @@ void list_remove(Heap* h, Page* page) {
 
 // ============================================================================ pages
 
-void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
+// false: secure mode could not set the page's guard up; its slots went back to the segment.
+bool page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
   unsigned n = slots_for_lane(lane);
   for (unsigned i = first; i < first + n; ++i) {
     s->slot_page[i] = uint8_t(first);
@@ -101,9 +102,14 @@ void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
   pg->zero_init = zero;
   if (secure_enabled()) {
     page_set(pg, kPageSecure);
-    secure_page_setup(pg, bytes);
+    if (!secure_page_setup(pg, bytes)) {
+      *pg = Page{};
+      segment_give_slots(s, first, n);
+      return false;
+    }
   }
   stats_page_add(lane, long(pg->capacity) * long(cell));
+  return true;
 }
 
 Page* page_new(Heap* h, unsigned lane) {
@@ -112,18 +118,15 @@ Page* page_new(Heap* h, unsigned lane) {
   for (Segment* s = h->segments; s; s = s->heap_next) {
     if (s->free_slots == 0) continue;   // only this thread changes free_slots: no lock to peek
     KM_CHECK_SEGMENT(s);
-    if (unsigned first = segment_take_slots(s, n, &zero)) {
-      page_init(h, s, first, lane, zero);
-      return &s->pages[first];
-    }
+    if (unsigned first = segment_take_slots(s, n, &zero))
+      return page_init(h, s, first, lane, zero) ? &s->pages[first] : nullptr;
   }
   Segment* s = segment_create();
   if (!s) return nullptr;
   s->heap_next = h->segments;
   h->segments = s;
   unsigned first = segment_take_slots(s, n, &zero);
-  page_init(h, s, first, lane, zero);
-  return &s->pages[first];
+  return page_init(h, s, first, lane, zero) ? &s->pages[first] : nullptr;
 }
 
 // Thread a batch of never-used cells onto `free`, in address order.

@@ -175,7 +175,10 @@ void* large_alloc(size_t size, size_t align, bool zero) {
   if (len < need) return nullptr;
   void* p = align > os::kPageSize ? os::map_aligned(len, align) : os::map(len);
   if (!p) return nullptr;
-  if (guard) os::protect_none(static_cast<char*>(p) + need, os::kPageSize);
+  if (guard && !secure_guard(static_cast<char*>(p) + need)) {   // never hand out an unguarded block
+    os::unmap(p, len);
+    return nullptr;
+  }
   size_t sz = need | (guard ? kGuardFlag : 0);
   bool ok;
   {

@@ -93,11 +93,13 @@ void* remap(void* p, size_t old_size, size_t new_size) {
 
 bool protect_none(void* p, size_t size) {
   ErrnoGuard g;
+  if (injected(Fault::protect)) return false;
   return ::mprotect(p, size, PROT_NONE) == 0;
 }
 
 bool protect_rw(void* p, size_t size) {
   ErrnoGuard g;
+  if (injected(Fault::protect)) return false;
   return ::mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 
