@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <malloc.h>
+#include <numeric>
 #include <set>
 #include <thread>
 #include <unistd.h>
@@ -56,6 +57,92 @@ TEST(SecureDeathTest, GarbageInAFreedLinkIsDetected) {
         for (int i = 0; i < 4; ++i) (void)!malloc(300);
       },
       "corrupted free list");
+}
+
+// ---- the keys: reading freed and live cells reveals nothing that decodes another cell
+
+// Two cells of one 64 KiB lane page (200-byte requests: one-slot pages), allocated one after the
+// other; nullptr if none were found.
+bool two_cells_of_one_page(size_t n, void** x, void** y) {
+  void* prev = malloc(n);
+  for (int i = 0; i < 1000; ++i) {
+    void* c = malloc(n);
+    if ((addr(c) >> 16) == (addr(prev) >> 16)) {
+      *x = prev;
+      *y = c;
+      return true;
+    }
+    prev = c;
+  }
+  return false;
+}
+
+TEST(Secure, AFreedCellRevealsNoKeyThatDecodesAnotherCell) {
+  // Until issue 11 the free tag (word 1 of a freed cell) was page_key ^ cell, and the encoded link
+  // (word 0) was next ^ page_key ^ rotl(cell, 17): one use-after-free read of a tag gave the page
+  // key, hence every link of the page (and g_page_secret: every page). A live cell's tail word,
+  // size ^ (page_key * kMix ^ cell), and its canary byte, (page_key >> 8) | 0x81, were tied to the
+  // same key. Perform that attack: what one cell shows must decode no other.
+  void *x, *y;
+  ASSERT_TRUE(two_cells_of_one_page(200, &x, &y));
+  std::vector<char*> live;   // more cells of the page, to learn the cell size (gcd of distances)
+  size_t cell = 0;
+  for (int i = 0; i < 64; ++i) {
+    auto* c = static_cast<char*>(malloc(200));
+    if ((addr(c) >> 16) != (addr(y) >> 16)) continue;
+    live.push_back(c);
+    size_t d = addr(c) > addr(y) ? addr(c) - addr(y) : addr(y) - addr(c);
+    cell = std::gcd(cell, d);
+  }
+  ASSERT_GE(live.size(), 8u);
+  free(x);
+  free(y);   // y's link now encodes x
+  auto* yw = static_cast<volatile uint64_t*>(y);
+  uint64_t page_key = yw[1] ^ addr(y);   // what the free tag gives away
+  uint64_t old_decode = yw[0] ^ page_key ^ ((addr(y) << 17) | (addr(y) >> 47));
+  EXPECT_NE(yw[0], addr(x)) << "links are not encoded";
+  EXPECT_NE(old_decode, addr(x)) << "the free tag's key decodes the free list";
+  const uint64_t kMix = 0x9E3779B97F4A7C15ull;
+  int tail_leaks = 0, canary_leaks = 0;
+  for (char* c : live) {
+    uint64_t tail;
+    std::memcpy(&tail, c + cell - 8, 8);
+    tail_leaks += tail == (200 ^ ((page_key * kMix) ^ addr(c)));
+    canary_leaks += static_cast<unsigned char>(c[200]) == static_cast<unsigned char>((page_key >> 8) | 0x81);
+  }
+  RecordProperty("cell_size", int(cell));
+  EXPECT_EQ(tail_leaks, 0) << "the size words are derived from the free tags' key (cell " << cell << ")";
+  EXPECT_LT(canary_leaks, int(live.size()) / 4 + 2) << "the canary byte is derived from the free tags' key";
+  for (char* c : live) free(c);
+}
+
+TEST(SecureDeathTest, AStaleLinkWrittenBackIntoAFreedCellIsRefused) {
+  // Replay, which needs no key: save a freed cell's link and tag (a use-after-free read), let the
+  // cell and the one it links to be handed out, free the first again and write the saved words
+  // back (a use-after-free write). The list then links to a block in use: following it would hand
+  // that block out twice.
+  EXPECT_DEATH(
+      {
+        void* p;
+        void* q;
+        if (!two_cells_of_one_page(700, &q, &p)) _exit(3);
+        free(q);
+        free(p);   // p -> q
+        uint64_t saved[2];
+        std::memcpy(saved, p, sizeof saved);
+        void* a = malloc(700);
+        void* b = malloc(700);
+        if (a != p || b != q) {
+          std::fprintf(stderr, "unexpected order %p %p / %p %p\n", a, b, p, q);
+          _exit(4);
+        }
+        free(p);
+        std::memcpy(p, saved, sizeof saved);   // p -> q again, though q is in use
+        void* c = malloc(700);                 // p
+        void* d = malloc(700);                 // q, a second time
+        std::fprintf(stderr, "not detected: %p %p, q %p in use\n", c, d, q);
+      },
+      "kmalloc: malloc\\(\\): corrupted free list \\(a link to a block in use\\) at 0x");
 }
 
 // ---- canaries: a 1-byte overflow past the requested size is reported on free
