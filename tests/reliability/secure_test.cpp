@@ -12,6 +12,9 @@
 #include <numeric>
 #include <set>
 #include <thread>
+#include <string>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -276,6 +279,115 @@ TEST(Secure, ALargeBlockReusedAfterFreeReadsAsZeros) {
   RecordProperty("reused", q == p ? "yes" : "no");
   for (size_t i = 0; i < (256u << 10); ++i) ASSERT_EQ(q[i], 0) << i;
   free(q);
+}
+
+// ---- a secure heap past vm.max_map_count
+
+// Each lane page's guard splits a mapping in two, and a process may have vm.max_map_count mappings
+// (65,530 by default): about 2 GiB of small-cell pages. Past that, secure mode must fail cleanly:
+// NULL + ENOMEM, one line saying why, printed once; freeing gives the mappings back. The child
+// fills the mapping table itself first (one-page mappings of alternating protection, which cannot
+// merge), leaving `headroom` free, so the limit comes after a few MiB instead of 2 GiB of RSS
+// (KM_SECURE_FULL=1: no filling, allocate 200-byte blocks up to 8 GiB or the limit).
+struct ChildResult {
+  int status = -1;
+  std::string err;
+};
+ChildResult run_child(void (*body)()) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    body();
+    _exit(0);
+  }
+  close(fds[1]);
+  ChildResult r;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) r.err.append(buf, size_t(n));
+  close(fds[0]);
+  waitpid(pid, &r.status, 0);
+  return r;
+}
+
+void fill_the_mapping_table(size_t headroom) {
+  const size_t page = 4096;
+  size_t cap = 1 << 20;
+  auto** maps = static_cast<void**>(mmap(nullptr, cap * sizeof(void*), PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  size_t n = 0;
+  for (; n < cap; ++n) {
+    void* m = mmap(nullptr, page, n % 2 ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) break;
+    maps[n] = m;
+  }
+  for (size_t i = 0; i < headroom && i < n; ++i) munmap(maps[n - 1 - i], page);
+  std::fprintf(stderr, "child: %zu mappings made, %zu given back\n", n, headroom);
+}
+
+void allocate_until_refused() {
+  bool full = getenv("KM_SECURE_FULL") != nullptr;
+  if (!full) fill_the_mapping_table(600);
+  const size_t n = 200, limit = size_t(8) << 30;
+  size_t cap = limit / 256;
+  auto** blocks = static_cast<void**>(mmap(nullptr, cap * sizeof(void*), PROT_READ | PROT_WRITE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  if (blocks == MAP_FAILED) _exit(10);
+  size_t count = 0;
+  int err = 0;
+  for (; count < cap; ++count) {
+    errno = 0;
+    void* p = malloc(n);
+    if (!p) {
+      err = errno;
+      break;
+    }
+    static_cast<char*>(p)[0] = 1;
+    blocks[count] = p;
+  }
+  std::fprintf(stderr, "child: %zu blocks of %zu bytes (%zu MiB), then errno %d\n", count, n,
+               count * n >> 20, err);
+  if (count == cap) _exit(0);   // 8 GiB fit: nothing refused
+  if (err != ENOMEM) _exit(11);
+  // Every entry point fails the same way, or works, without a crash.
+  errno = 0;
+  void* big = malloc(1 << 20);
+  if (!big && errno != ENOMEM) _exit(12);
+  void* c = calloc(1, 3000);
+  if (!c && errno != ENOMEM) _exit(13);
+  void* a = nullptr;
+  int rc = posix_memalign(&a, 4096, 5000);
+  if (rc != 0 && rc != ENOMEM) _exit(14);
+  free(big);
+  free(c);
+  free(a);
+  // Freeing gives guards (and mappings) back: allocation works again.
+  for (size_t i = 0; i < count; ++i) free(blocks[i]);
+  malloc_trim(0);
+  for (int i = 0; i < 1000; ++i) {
+    void* p = malloc(n);
+    if (!p) _exit(15);
+    std::memset(p, 2, n);
+    free(p);
+  }
+  _exit(0);
+}
+
+TEST(SecureHeap, PastTheMappingLimitAllocationFailsCleanlyWithOneLine) {
+  ChildResult r = run_child(allocate_until_refused);
+  RecordProperty("child_stderr", r.err);
+  std::printf("%s", r.err.c_str());
+  ASSERT_TRUE(WIFEXITED(r.status)) << "the child crashed (status " << r.status << ")\n" << r.err;
+  EXPECT_EQ(WEXITSTATUS(r.status), 0) << r.err;
+  const char* line = "kmalloc: secure mode: too many guard pages (vm.max_map_count)";
+  size_t lines = 0;
+  for (size_t at = r.err.find(line); at != std::string::npos; at = r.err.find(line, at + 1)) ++lines;
+  if (r.err.find("then errno") != std::string::npos && r.err.find("then errno 0") == std::string::npos)
+    EXPECT_EQ(lines, 1u) << r.err;
+  else
+    EXPECT_EQ(lines, 0u) << r.err;
 }
 
 // ---- the always-on checks still work in secure mode
