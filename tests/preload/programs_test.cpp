@@ -132,6 +132,18 @@ TEST_F(Programs, ASingleThreadedProgramAndItsForkedChildGetNoThread) {
   EXPECT_EQ(km.out, "threads: 1 1\n");
 }
 
+// posix_spawn, vfork + execve and system() from a program whose threads allocate all the while
+// (issue 11): every child runs (under kmalloc too: it inherits LD_PRELOAD) and exits 0.
+TEST_F(Programs, PosixSpawnFromAThreadedProgram) {
+  compare(std::string(std::getenv("KMALLOC_SPAWN_PROGRAM")) + " posix_spawn 100");
+}
+TEST_F(Programs, VforkAndExecFromAThreadedProgram) {
+  compare(std::string(std::getenv("KMALLOC_SPAWN_PROGRAM")) + " vfork 100");
+}
+TEST_F(Programs, SystemFromAThreadedProgram) {
+  compare(std::string(std::getenv("KMALLOC_SPAWN_PROGRAM")) + " system 100");
+}
+
 TEST_F(Programs, VerboseSaysKmallocIsActive) {
   Result r = sh("/bin/true", "LD_PRELOAD=" + lib() + " KMALLOC_VERBOSE=1", dir_);
   EXPECT_EQ(r.status, 0);
