@@ -120,8 +120,12 @@ bool secure_page_setup(Page* pg, size_t slot_bytes) {
 void secure_page_teardown(Page* pg, size_t slot_bytes) {
   // Making the guard accessible again merges mappings (it never needs a new one): a failure here
   // means the page's memory is not what we think it is.
-  if (!os::protect_rw(pg->start + slot_bytes - os::kPageSize, os::kPageSize))
-    fatal_pointer("free", "secure mode: cannot remove the guard page (mprotect failed) of the page", pg->start);
+  if (!os::protect_rw(pg->start + slot_bytes - os::kPageSize, os::kPageSize)) {
+    Msg m;   // from free, trim, a slow path or thread exit: no call to name
+    m.str("kmalloc: secure mode: cannot remove the guard page (mprotect failed) of the page ");
+    m.ptr(pg->start).str("\n").emit();
+    os::abort_now();
+  }
 }
 
 void secure_carve(Page* pg, char* first, uint32_t n) {

@@ -55,8 +55,7 @@ TEST(SecureGuardsDeathTest, ARefusedUnguardStopsTheProgram) {
         }).join();
         std::fprintf(stderr, "not stopped\n");
       },
-      "kmalloc: free\\(\\): secure mode: cannot remove the guard page \\(mprotect failed\\) of "
-      "the page 0x");
+      "kmalloc: secure mode: cannot remove the guard page \\(mprotect failed\\) of the page 0x");
 }
 
 TEST(SecureGuards, ARefusedLanePageGuardFailsTheAllocationWithEnomem) {

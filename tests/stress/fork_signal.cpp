@@ -44,6 +44,7 @@ struct Shared {
   std::atomic<long> interrupted[kCalls];      // handlers that interrupted each call
   std::atomic<int> last_interrupted;          // the call the latest handler interrupted
   std::atomic<int> tids[kMaxThreads];
+  std::atomic<long> iters[kMaxThreads];       // loop iterations of each target thread
   std::atomic<bool> stop;             // the target has made enough forks: stop
   std::atomic<bool> ready;            // the target's handler is installed
 };
@@ -159,6 +160,7 @@ void churn(int index, int threads) {
     }
     if (ring[slot]) static_cast<char*>(ring[slot])[0] = char(r);
     set_call(kNone);
+    g_sh->iters[index].fetch_add(1, std::memory_order_relaxed);
   }
   for (void* p : ring) free(p);
 }
@@ -253,21 +255,35 @@ int main(int argc, char** argv) {
   if (t < 0) return 1;
   while (!g_sh->ready.load()) usleep(100);
   unsigned r = unsigned(t) * 2654435761u;
-  long start = now_ms(), last_progress = start, last_forks = 0;
+  long start = now_ms(), last_progress = start, last_forks = 0, stopped_at = 0;
+  long last_iters[kMaxThreads] = {}, iter_progress[kMaxThreads];
+  for (long& x : iter_progress) x = start;
   int status = 0;
-  bool exited = false, hung = false;
-  while (!exited) {
-    if (!g_sh->stop.load()) kill(t, SIGUSR1);
+  bool exited = false;
+  std::string hang;   // why the run is declared hung
+  while (!exited && hang.empty()) {
+    bool stop = g_sh->stop.load();
+    if (!stop) kill(t, SIGUSR1);
     r ^= r << 13, r ^= r >> 17, r ^= r << 5;
     usleep(10 + r % 140);
     if (waitpid(t, &status, WNOHANG) == t) exited = true;
     long f = g_sh->forks.load() + g_sh->bad_children.load() + g_sh->fork_failures.load();
     long now = now_ms();
     if (f != last_forks) last_forks = f, last_progress = now;
-    else if (!exited && now - last_progress > stall_s * 1000L && !g_sh->stop.load()) {
-      hung = true;
-      break;
+    if (stop && !stopped_at) stopped_at = now;
+    if (exited) break;
+    // A hang: no fork for --stall seconds, a thread whose loop stopped moving (it may be stuck
+    // while others still fork), or a target that does not exit once done.
+    if (!stop && now - last_progress > stall_s * 1000L)
+      hang = "no fork completed for " + std::to_string(stall_s) + " s";
+    for (int i = 0; i < threads && !stop && hang.empty(); ++i) {
+      long it = g_sh->iters[i].load();
+      if (it != last_iters[i]) last_iters[i] = it, iter_progress[i] = now;
+      else if (now - iter_progress[i] > stall_s * 1000L)
+        hang = "target thread " + std::to_string(i) + " (tid " + std::to_string(g_sh->tids[i].load()) +
+               ") made no progress for " + std::to_string(stall_s) + " s";
     }
+    if (stop && now - stopped_at > stall_s * 1000L) hang = "the target did not exit once done";
   }
   long ms = now_ms() - start;
   std::fprintf(stderr, "fork_signal: %d thread(s): %ld forks (children exited 0), %ld bad children, "
@@ -276,9 +292,9 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "  handlers interrupted:");
   for (int c = 0; c < kCalls; ++c)
     std::fprintf(stderr, " %s %ld%s", kCallName[c], g_sh->interrupted[c].load(), c + 1 < kCalls ? "," : "\n");
-  if (hung) {
-    std::fprintf(stderr, "fork_signal: HANG: no fork completed for %d s (after %ld); the latest handler "
-                 "interrupted %s; target threads are in:", stall_s, last_forks,
+  if (!hang.empty()) {
+    std::fprintf(stderr, "fork_signal: HANG: %s (after %ld forks); the latest handler interrupted %s; "
+                 "target threads are in:", hang.c_str(), last_forks,
                  kCallName[g_sh->last_interrupted.load()]);
     for (int i = 0; i < threads; ++i) std::fprintf(stderr, " %s", kCallName[g_sh->call[i].load()]);
     std::fprintf(stderr, "\n");
