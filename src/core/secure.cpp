@@ -59,7 +59,9 @@ uint64_t prf(const Key& k, uint64_t m) {
 }
 KM_INLINE uint64_t addr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
-uintptr_t encode(const Block* b, const Block* next) { return addr(next) ^ prf(g_keys.link, addr(b)); }
+uintptr_t encode(const Block* b, const Block* next) {
+  return addr(next) ^ prf(g_keys.link, addr(b));
+}
 Block* decode(const Block* b) {
   return reinterpret_cast<Block*>(addr(b->next) ^ prf(g_keys.link, addr(b)));
 }
@@ -175,9 +177,11 @@ void* secure_pop(Page* pg, bool zero, size_t size) {
   // Every cell on the list is free (it carries the free tag) and links, once decoded, to nothing or
   // to another free cell of this page. A link to a block in use (a stale link written back into a
   // freed cell, say) would hand that block out twice; anything else is not a cell at all.
-  if (b->tag != free_tag(pg, b)) fatal_pointer("malloc", "corrupted free list (a block in use on it) at", b);
+  if (b->tag != free_tag(pg, b))
+    fatal_pointer("malloc", "corrupted free list (a block in use on it) at", b);
   Block* next = decode(b);
-  if (next && !is_carved_cell(pg, next)) fatal_pointer("malloc", "corrupted free list in the page of", b);
+  if (next && !is_carved_cell(pg, next))
+    fatal_pointer("malloc", "corrupted free list in the page of", b);
   if (next && (next == b || next->tag != free_tag(pg, next)))
     fatal_pointer("malloc", "corrupted free list (a link to a block in use) at", b);
   pg->local_free = next;
@@ -215,7 +219,8 @@ size_t secure_usable_size(const Page* pg, const void* p) {
   uint64_t size = *tail_of(pg, const_cast<void*>(p)) ^ tail_mix(p);
   // A size that does not fit is a damaged tail word (0 is a real size: malloc(0)).
   if (size > pg->cell_size - kSecureTail)
-    fatal_pointer("malloc_usable_size", "heap buffer overflow (size word overwritten) after block", p);
+    fatal_pointer("malloc_usable_size", "heap buffer overflow (size word overwritten) after block",
+                  p);
   return size_t(size);
 }
 
