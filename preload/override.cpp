@@ -35,6 +35,10 @@ KM_EXPORT void* valloc(size_t size) { return km_valloc(size); }
 KM_EXPORT void* pvalloc(size_t size) { return km_pvalloc(size); }
 KM_EXPORT size_t malloc_usable_size(void* p) { return km_usable_size(p); }
 KM_EXPORT void cfree(void* p) { km::release(p); }
+KM_EXPORT void free_sized(void* p, size_t size) { km_free_sized(p, size); }   // C23
+KM_EXPORT void free_aligned_sized(void* p, size_t align, size_t size) {
+  km_free_aligned_sized(p, align, size);
+}
 KM_EXPORT int malloc_trim(size_t pad) { return km_trim(pad); }
 KM_EXPORT void malloc_stats(void) { km_stats_print(); }
 KM_EXPORT int mallopt(int, int) { return 1; }   // accepted; kmalloc is tuned by KMALLOC_* instead

@@ -59,6 +59,14 @@ inline void* alloc_aligned(size_t align, size_t size) {
 
 KM_INLINE void release(void* p) { cell_free(p); }
 
+// C23 free_sized / free_aligned_sized (align 0: none given). They free like free; in secure mode a
+// size (or alignment) that does not match the block stops the program first, see check_sized.
+KM_NOINLINE void check_sized(const void* p, size_t size, size_t align, const char* call);
+KM_INLINE void release_sized(void* p, size_t size, size_t align, const char* call) {
+  if (KM_UNLIKELY(secure_enabled()) && p) check_sized(p, size, align, call);
+  cell_free(p);
+}
+
 // malloc_usable_size: constant for a block's whole life. `call` names the caller in messages.
 size_t usable_size(const void* p, const char* call);
 // realloc (p != nullptr, size > 0): in place when it fits; nullptr on failure with p intact.

@@ -15,6 +15,10 @@ void* alloc_large(size_t size, bool zero) {
   return huge_alloc(size, 0, zero);
 }
 
+namespace {
+inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+}  // namespace
+
 void* alloc_big(size_t size) {
   if (KM_LIKELY(size <= kLargestLane)) return lane_alloc(size, lane_of_formula(size));
   void* p = size <= kMaxRequest ? alloc_large(size, false) : nullptr;
@@ -25,7 +29,13 @@ void* alloc_big(size_t size) {
 size_t usable_size(const void* p, const char* call) {
   if (!p) return 0;
   uint8_t m = map_value(p);
-  size_t n = m == kMapSegment ? cell_usable_size(p) : m >= kMapHuge ? huge_usable_size(p) : 0;
+  if (m == kMapSegment) {
+    // Liveness, not the size, tells ours from theirs: a live block may have usable size 0 (secure
+    // mode keeps the exact requested size, and malloc(0) is a block).
+    if (!cell_is_live(p)) fatal_pointer(call, "invalid pointer", p);
+    return cell_usable_size(p);
+  }
+  size_t n = m >= kMapHuge ? huge_usable_size(p) : 0;   // huge blocks are never empty: 0 is not ours
   if (!n) fatal_pointer(call, "invalid pointer", p);
   return n;
 }
@@ -61,6 +71,25 @@ void* resize(void* p, size_t size) {
   return q;
 }
 
+// The size rule of free_sized in secure mode. A secure cell keeps the exact size it was last
+// requested (or realloc'd) with: `size` must equal it. A span or huge block is never resized in place
+// in secure mode, so its usable size is its request rounded up to the page: `size` must round to it.
+// free_aligned_sized also needs p to be aligned as asked. Anything else stops the program, naming
+// the pointer.
+void check_sized(const void* p, size_t size, size_t align, const char* call) {
+  size_t usable = usable_size(p, call);   // stops on a pointer that is not ours
+  bool cell = map_value(p) == kMapSegment && !page_of(segment_of(p), p)->span;
+  bool ok = cell ? size == usable : size <= usable && size + os::kPageSize > usable;
+  if (!ok) {
+    Msg m;
+    m.str(call).str("(): size mismatch ").ptr(p).str(" (size ").num(size);
+    m.str(", the block holds ").num(usable).str(")\n").emit_stderr();
+    os::abort_now();
+  }
+  if (align && (!is_pow2(align) || reinterpret_cast<uintptr_t>(p) % align != 0))
+    fatal_pointer(call, "alignment mismatch", p);
+}
+
 bool owns(const void* p) {
   if (!p) return false;
   uint8_t m = map_value(p);
@@ -90,7 +119,7 @@ inline void* enomem() {
   errno = ENOMEM;
   return nullptr;
 }
-inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+using km::is_pow2;
 }  // namespace
 
 extern "C" {
@@ -103,6 +132,10 @@ KM_EXPORT void* km_calloc(size_t count, size_t size) {
 }
 
 KM_EXPORT void km_free(void* p) { km::release(p); }
+KM_EXPORT void km_free_sized(void* p, size_t size) { km::release_sized(p, size, 0, "free_sized"); }
+KM_EXPORT void km_free_aligned_sized(void* p, size_t align, size_t size) {
+  km::release_sized(p, size, align, "free_aligned_sized");
+}
 
 KM_EXPORT void* km_realloc(void* p, size_t size) {
   if (!p) return km_malloc(size);

@@ -25,6 +25,11 @@ void  *km_calloc(size_t count, size_t size);
 void  *km_realloc(void *p, size_t size);
 void  *km_reallocarray(void *p, size_t count, size_t size);
 void   km_free(void *p);
+/* C23 free_sized / free_aligned_sized: free p, which was allocated with `size` bytes (and, for the
+ * aligned form, by aligned_alloc with `alignment`). Like km_free; with KMALLOC_SECURE=1 a size or
+ * alignment that does not match the block stops the program ("size mismatch"). */
+void   km_free_sized(void *p, size_t size);
+void   km_free_aligned_sized(void *p, size_t alignment, size_t size);
 int    km_posix_memalign(void **out, size_t alignment, size_t size);
 void  *km_aligned_alloc(size_t alignment, size_t size);
 void  *km_memalign(size_t alignment, size_t size);

@@ -87,7 +87,8 @@ void list_remove(Heap* h, Page* page) {
 
 // ============================================================================ pages
 
-void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
+// false: secure mode could not set the page's guard up; its slots went back to the segment.
+bool page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
   unsigned n = slots_for_lane(lane);
   segment_map_slots(s, first, first, n);
   Page* pg = &s->pages[first];
@@ -104,9 +105,14 @@ void page_init(Heap* h, Segment* s, unsigned first, unsigned lane, bool zero) {
   pg->zero_init = zero;
   if (secure_enabled()) {
     page_set(pg, kPageSecure);
-    secure_page_setup(pg, bytes);
+    if (!secure_page_setup(pg, bytes)) {
+      *pg = Page{};
+      segment_give_slots(s, first, n);
+      return false;
+    }
   }
   stats_page_add(lane, long(pg->capacity) * long(cell));
+  return true;
 }
 
 Page* page_new(Heap* h, unsigned lane) {
@@ -114,8 +120,7 @@ Page* page_new(Heap* h, unsigned lane) {
   bool zero = false;
   unsigned first = heap_take_slots(h, slots_for_lane(lane), &s, &zero);
   if (!first) return nullptr;
-  page_init(h, s, first, lane, zero);
-  return &s->pages[first];
+  return page_init(h, s, first, lane, zero) ? &s->pages[first] : nullptr;
 }
 
 // Thread a batch of never-used cells onto `free`, in address order.

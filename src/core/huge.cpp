@@ -210,7 +210,7 @@ void* huge_alloc(size_t size, size_t align, bool zero) {
   h->block = reinterpret_cast<char*>(h) + off;
   h->usable = usable;
   h->guard = guard;
-  if (guard && !os::protect_none(h->block + h->usable, os::kPageSize)) {
+  if (guard && !secure_guard(h->block + h->usable)) {
     os::unmap(h, h->map_len);
     stats_metadata_add(-long(kHeaderBytes));
     return nullptr;

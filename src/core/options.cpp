@@ -20,7 +20,7 @@ constexpr OptionInfo kTable[int(Opt::count)] = {
     {"KMALLOC_PURGE_THREAD", 1, 0, 1,
      "in threaded programs, purge from a background thread when the program goes quiet"},
     {"KMALLOC_LARGE_CACHE_MB", 64, 0, 65536,
-     "keep up to this many MiB of freed large blocks for reuse (for at most the purge delay)"},
+     "keep up to this many MiB of freed huge blocks mapped for reuse (for at most the purge delay)"},
     {"KMALLOC_SECURE", KM_SECURE_DEFAULT, 0, 1,
      "encoded free lists, guard pages, random cell order, zero-on-free, overflow canaries"},
     {"KMALLOC_STATS_FILE", 0, 0, 0,

@@ -43,7 +43,7 @@ void* span_alloc(size_t size, bool zero) {
     return nullptr;
   }
   char* start = reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift);
-  if (secure_enabled() && !os::protect_none(start + usable, os::kPageSize)) {
+  if (secure_enabled() && !secure_guard(start + usable)) {
     heap_give_slots(h, s, first, n);   // too many mappings (vm.max_map_count): fail cleanly
     if (held) held->unlock();
     return nullptr;

@@ -109,11 +109,13 @@ bool move_to(void* p, size_t old_size, size_t new_size, void* target) {
 
 bool protect_none(void* p, size_t size) {
   ErrnoGuard g;
+  if (injected(Fault::protect)) return false;
   return ::mprotect(p, size, PROT_NONE) == 0;
 }
 
 bool protect_rw(void* p, size_t size) {
   ErrnoGuard g;
+  if (injected(Fault::protect)) return false;
   return ::mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 

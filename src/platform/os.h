@@ -31,8 +31,9 @@ bool protect_none(void* p, size_t size);
 bool protect_rw(void* p, size_t size);
 
 // Test hook (used by the fault-injection tests only): make the Nth next call of map/map_aligned/
-// purge/remap fail (1 = the next one). 0 disables. Not thread-safe to change while others allocate.
-enum class Fault : int { map = 0, purge = 1, remap = 2, count = 3 };
+// purge/remap/protect_* fail (1 = the next one). 0 disables. Not thread-safe to change while others
+// allocate.
+enum class Fault : int { map = 0, purge = 1, remap = 2, protect = 3, count = 4 };
 void inject_failure(Fault which, long nth);
 
 // Monotonic milliseconds (vDSO clock_gettime: no syscall, no allocation).

@@ -19,6 +19,9 @@
 
 extern "C" void* __libc_malloc(size_t);
 extern "C" void __libc_free(void*);
+// C23 (glibc 2.43 declares them; Debian 12's headers do not).
+extern "C" void free_sized(void*, size_t);
+extern "C" void free_aligned_sized(void*, size_t, size_t);
 
 namespace {
 
@@ -78,6 +81,48 @@ TEST(Malloc, UsableSizeCoversTheRequestAndIsStable) {
     EXPECT_EQ(malloc_usable_size(p), u);
     free(p);
   }
+}
+
+// A block of size 0 is a block like any other (issue 11: in secure mode its usable size 0 was read as
+// "not ours", so these stopped the program with "invalid pointer").
+TEST(Malloc, ZeroSizeBlocksCanBeMeasuredReallocatedAndFreed) {
+  void* z = malloc(opaque(0));
+  ASSERT_NE(z, nullptr);
+  EXPECT_TRUE(km_owns(z));
+  (void)malloc_usable_size(z);   // 0 in secure mode (exact sizes), a lane's size otherwise
+  auto* p = static_cast<unsigned char*>(realloc(z, 10));
+  ASSERT_NE(p, nullptr);
+  EXPECT_GE(malloc_usable_size(p), 10u);
+  std::memset(p, 7, 10);
+  p = static_cast<unsigned char*>(realloc(p, 3000));
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(p[i], 7);
+  free(p);
+
+  void* c = calloc(0, 5);
+  ASSERT_NE(c, nullptr);
+  (void)malloc_usable_size(c);
+  c = realloc(c, 100);
+  ASSERT_NE(c, nullptr);
+  EXPECT_GE(malloc_usable_size(c), 100u);
+  free(c);
+
+  for (size_t align : {size_t(16), size_t(64), size_t(4096), size_t(1) << 16}) {
+    void* a = nullptr;
+    ASSERT_EQ(posix_memalign(&a, align, 0), 0);
+    EXPECT_TRUE(aligned(a, align));
+    (void)malloc_usable_size(a);
+    void* b = realloc(a, 200);
+    ASSERT_NE(b, nullptr) << align;
+    EXPECT_GE(malloc_usable_size(b), 200u);
+    free(b);
+    void* m = memalign(align, 0);
+    ASSERT_NE(m, nullptr);
+    m = realloc(m, 1);
+    ASSERT_NE(m, nullptr);
+    free(m);
+  }
+  free(malloc(opaque(0)));
 }
 
 TEST(Free, PreservesErrnoAndAcceptsNull) {
@@ -248,7 +293,101 @@ TEST(Glibc, InternalNamesAndTuningCallsWork) {
   EXPECT_NE(mallopt(M_ARENA_MAX, 2), 0);
   struct mallinfo2 mi = mallinfo2();
   EXPECT_GT(mi.uordblks, 0u);
-  EXPECT_GE(malloc_trim(0), 0);
+  // malloc_trim returns 1 when it gave memory back: a freed large block waits in the cache until
+  // the purge delay, and trim unmaps it now; right after, there is nothing left to give.
+  malloc_trim(0);
+  free(malloc(opaque(size_t(8) << 20)));   // a huge block (above the largest span)
+  km_stats st;
+  km_stats_get(&st);
+  if (getenv("KMALLOC_SECURE") && atoi(getenv("KMALLOC_SECURE")) == 1) {
+    // Secure mode never reuses a huge mapping (it is unmapped on free): trim still purges the
+    // freed lane pages and spare segments.
+    EXPECT_EQ(st.large_cached, 0u);
+    return;
+  }
+  ASSERT_GT(st.large_cached, 0u) << "the freed block was not cached (KMALLOC_PURGE_DELAY_MS=0?)";
+  EXPECT_EQ(malloc_trim(0), 1);
+  km_stats_get(&st);
+  EXPECT_EQ(st.large_cached, 0u);
+  EXPECT_EQ(malloc_trim(0), 0);
+}
+
+// ---- C23 free_sized / free_aligned_sized
+
+bool secure_mode() {
+  const char* s = getenv("KMALLOC_SECURE");
+  return s && std::strcmp(s, "1") == 0;
+}
+
+TEST(FreeSized, FreesLikeFreeWithTheRightSize) {
+  free_sized(nullptr, 0);
+  free_aligned_sized(nullptr, 64, 0);
+  km_stats before, after;
+  km_stats_get(&before);
+  for (size_t n : {size_t(0), size_t(1), size_t(100), size_t(1000), size_t(131072), size_t(200000),
+                   size_t(3) << 20}) {
+    void* p = malloc(opaque(n));
+    ASSERT_NE(p, nullptr);
+    free_sized(p, n);
+    EXPECT_FALSE(km_owns(p)) << n;
+    void* c = calloc(opaque(n), 3);
+    free_sized(c, n * 3);
+    EXPECT_FALSE(km_owns(c)) << n;
+    for (size_t a : {size_t(16), size_t(64), size_t(4096), size_t(1) << 16}) {
+      void* q = aligned_alloc(a, opaque(n));
+      ASSERT_NE(q, nullptr);
+      free_aligned_sized(q, a, n);
+      EXPECT_FALSE(km_owns(q)) << n << " " << a;
+    }
+  }
+  // After realloc the size is the new one (in place or moved).
+  void* r = malloc(opaque(size_t(100)));
+  r = realloc(r, 90);
+  free_sized(r, 90);
+  r = malloc(opaque(size_t(300000)));
+  r = realloc(r, 200000);   // a large block kept in place
+  free_sized(r, 200000);
+  km_stats_get(&after);
+  EXPECT_EQ(after.in_use, before.in_use);
+}
+
+TEST(FreeSized, AWrongSizeIsHarmlessOutsideSecureMode) {
+  if (secure_mode()) GTEST_SKIP() << "secure mode checks the size (FreeSizedDeathTest)";
+  void* p = malloc(opaque(size_t(1000)));
+  free_sized(p, 8);
+  EXPECT_FALSE(km_owns(p));
+  void* q = aligned_alloc(64, opaque(size_t(64)));
+  free_aligned_sized(q, 4096, 1);
+  EXPECT_FALSE(km_owns(q));
+}
+
+TEST(FreeSizedDeathTest, SecureModeStopsOnASizeMismatch) {
+  if (!secure_mode()) GTEST_SKIP() << "only KMALLOC_SECURE=1 checks the size";
+  const char* msg = "kmalloc\\[[0-9]+\\] [^:]*: free_sized\\(\\): size mismatch 0x[0-9a-f]+";
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(100))), 8), msg);      // too small
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(100))), 101), msg);    // too big
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(0))), 1), msg);
+  EXPECT_DEATH(free_sized(calloc(opaque(size_t(10)), 10), 10), msg);
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(1) << 20)), 1000), msg);             // large block
+  EXPECT_DEATH(free_sized(malloc(opaque(size_t(1) << 20)), (size_t(1) << 20) + 4097), msg);
+  EXPECT_DEATH(free_aligned_sized(aligned_alloc(256, opaque(size_t(300))), 256, 30),
+               "kmalloc\\[[0-9]+\\] [^:]*: free_aligned_sized\\(\\): size mismatch 0x");
+  EXPECT_DEATH(
+      {
+        // A block that is 64-aligned but not 4096-aligned, freed as if from aligned_alloc(4096, .).
+        void* p = aligned_alloc(64, 64);
+        while (reinterpret_cast<uintptr_t>(p) % 4096 == 0) p = aligned_alloc(64, 64);
+        free_aligned_sized(p, 4096, 64);
+      },
+      "kmalloc\\[[0-9]+\\] [^:]*: free_aligned_sized\\(\\): alignment mismatch 0x");
+  // Still a free: misuse is caught as for free.
+  EXPECT_DEATH(
+      {
+        void* p = malloc(opaque(size_t(64)));
+        free_sized(p, 64);
+        free_sized(p, 64);
+      },
+      "double free|invalid pointer");
 }
 
 // ---- C++
@@ -271,10 +410,26 @@ TEST(Cxx, EveryNewFormIsServedAndAligned) {
 }
 
 TEST(Cxx, SizedDeleteWithAWrongSizeIsHarmless) {
-  void* p = ::operator new(opaque(size_t(1000)));
+  km_stats before, after;
+  km_stats_get(&before);
+  auto* p = static_cast<char*>(::operator new(opaque(size_t(1000))));
+  size_t usable = malloc_usable_size(p);
   ::operator delete(p, size_t(8));   // programs get this wrong; metadata decides
-  void* q = ::operator new(opaque(size_t(1000)));
+  EXPECT_FALSE(km_owns(p)) << "the block was not freed";
+  km_stats_get(&after);
+  EXPECT_EQ(after.in_use, before.in_use) << "freed as the wrong size";
+  // Had the size been trusted, the 1000-byte cell would now sit in the 8-byte lane: small blocks
+  // would be carved out of it.
+  std::vector<char*> tiny;
+  for (int i = 0; i < 200; ++i) tiny.push_back(static_cast<char*>(malloc(opaque(size_t(8)))));
+  for (char* t : tiny) EXPECT_FALSE(t >= p && t < p + 1000) << "an 8-byte block inside the freed cell";
+  for (char* t : tiny) free(t);
+  // And the 1000-byte lane still works with the right size.
+  auto* q = static_cast<char*>(::operator new(opaque(size_t(1000))));
+  EXPECT_EQ(malloc_usable_size(q), usable);
+  std::memset(q, 1, 1000);
   ::operator delete(q, size_t(1000));
+  EXPECT_FALSE(km_owns(q));
 }
 
 TEST(Cxx, NewThrowsBadAllocAndNothrowReturnsNull) {
@@ -352,6 +507,8 @@ TEST(MisuseDeathTest, PointerIntoAnUnusedPartOfASegment) {
       "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): invalid pointer 0x");
 }
 
+// A span's second free meets its free tag ("double free"), a cached huge block's its header; in
+// secure mode a huge block is unmapped at once, and its second free is an "invalid pointer".
 TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
   EXPECT_DEATH(
       {
@@ -359,7 +516,7 @@ TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
         free(p);
         free(p);
       },
-      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): double free 0x");
+      "kmalloc\\[[0-9]+\\] [^:]*: free\\(\\): (double free|invalid pointer) 0x");
 }
 
 TEST(MisuseDeathTest, ReallocOfAForeignPointer) {

@@ -134,6 +134,18 @@ TEST_F(Programs, ASingleThreadedProgramAndItsForkedChildGetNoThread) {
   EXPECT_EQ(km.out, "threads: 1 1\n");
 }
 
+// posix_spawn, vfork + execve and system() from a program whose threads allocate all the while
+// (issue 11): every child runs (under kmalloc too: it inherits LD_PRELOAD) and exits 0.
+TEST_F(Programs, PosixSpawnFromAThreadedProgram) {
+  compare(std::string(std::getenv("KMALLOC_SPAWN_PROGRAM")) + " posix_spawn 100");
+}
+TEST_F(Programs, VforkAndExecFromAThreadedProgram) {
+  compare(std::string(std::getenv("KMALLOC_SPAWN_PROGRAM")) + " vfork 100");
+}
+TEST_F(Programs, SystemFromAThreadedProgram) {
+  compare(std::string(std::getenv("KMALLOC_SPAWN_PROGRAM")) + " system 100");
+}
+
 // Every line kmalloc prints starts with "kmalloc[PID] PROGRAM: ".
 const std::regex kPrefix("^kmalloc\\[([0-9]+)\\] ([^:]+): (.*)$");
 

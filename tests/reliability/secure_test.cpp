@@ -9,8 +9,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <malloc.h>
+#include <numeric>
 #include <set>
 #include <thread>
+#include <string>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -56,6 +60,92 @@ TEST(SecureDeathTest, GarbageInAFreedLinkIsDetected) {
         for (int i = 0; i < 4; ++i) (void)!malloc(300);
       },
       "corrupted free list");
+}
+
+// ---- the keys: reading freed and live cells reveals nothing that decodes another cell
+
+// Two cells of one 64 KiB lane page (200-byte requests: one-slot pages), allocated one after the
+// other; nullptr if none were found.
+bool two_cells_of_one_page(size_t n, void** x, void** y) {
+  void* prev = malloc(n);
+  for (int i = 0; i < 1000; ++i) {
+    void* c = malloc(n);
+    if ((addr(c) >> 16) == (addr(prev) >> 16)) {
+      *x = prev;
+      *y = c;
+      return true;
+    }
+    prev = c;
+  }
+  return false;
+}
+
+TEST(Secure, AFreedCellRevealsNoKeyThatDecodesAnotherCell) {
+  // Until issue 11 the free tag (word 1 of a freed cell) was page_key ^ cell, and the encoded link
+  // (word 0) was next ^ page_key ^ rotl(cell, 17): one use-after-free read of a tag gave the page
+  // key, hence every link of the page (and g_page_secret: every page). A live cell's tail word,
+  // size ^ (page_key * kMix ^ cell), and its canary byte, (page_key >> 8) | 0x81, were tied to the
+  // same key. Perform that attack: what one cell shows must decode no other.
+  void *x, *y;
+  ASSERT_TRUE(two_cells_of_one_page(200, &x, &y));
+  std::vector<char*> live;   // more cells of the page, to learn the cell size (gcd of distances)
+  size_t cell = 0;
+  for (int i = 0; i < 64; ++i) {
+    auto* c = static_cast<char*>(malloc(200));
+    if ((addr(c) >> 16) != (addr(y) >> 16)) continue;
+    live.push_back(c);
+    size_t d = addr(c) > addr(y) ? addr(c) - addr(y) : addr(y) - addr(c);
+    cell = std::gcd(cell, d);
+  }
+  ASSERT_GE(live.size(), 8u);
+  free(x);
+  free(y);   // y's link now encodes x
+  auto* yw = static_cast<volatile uint64_t*>(y);
+  uint64_t page_key = yw[1] ^ addr(y);   // what the free tag gives away
+  uint64_t old_decode = yw[0] ^ page_key ^ ((addr(y) << 17) | (addr(y) >> 47));
+  EXPECT_NE(yw[0], addr(x)) << "links are not encoded";
+  EXPECT_NE(old_decode, addr(x)) << "the free tag's key decodes the free list";
+  const uint64_t kMix = 0x9E3779B97F4A7C15ull;
+  int tail_leaks = 0, canary_leaks = 0;
+  for (char* c : live) {
+    uint64_t tail;
+    std::memcpy(&tail, c + cell - 8, 8);
+    tail_leaks += tail == (200 ^ ((page_key * kMix) ^ addr(c)));
+    canary_leaks += static_cast<unsigned char>(c[200]) == static_cast<unsigned char>((page_key >> 8) | 0x81);
+  }
+  RecordProperty("cell_size", int(cell));
+  EXPECT_EQ(tail_leaks, 0) << "the size words are derived from the free tags' key (cell " << cell << ")";
+  EXPECT_LT(canary_leaks, int(live.size()) / 4 + 2) << "the canary byte is derived from the free tags' key";
+  for (char* c : live) free(c);
+}
+
+TEST(SecureDeathTest, AStaleLinkWrittenBackIntoAFreedCellIsRefused) {
+  // Replay, which needs no key: save a freed cell's link and tag (a use-after-free read), let the
+  // cell and the one it links to be handed out, free the first again and write the saved words
+  // back (a use-after-free write). The list then links to a block in use: following it would hand
+  // that block out twice.
+  EXPECT_DEATH(
+      {
+        void* p;
+        void* q;
+        if (!two_cells_of_one_page(700, &q, &p)) _exit(3);
+        free(q);
+        free(p);   // p -> q
+        uint64_t saved[2];
+        std::memcpy(saved, p, sizeof saved);
+        void* a = malloc(700);
+        void* b = malloc(700);
+        if (a != p || b != q) {
+          std::fprintf(stderr, "unexpected order %p %p / %p %p\n", a, b, p, q);
+          _exit(4);
+        }
+        free(p);
+        std::memcpy(p, saved, sizeof saved);   // p -> q again, though q is in use
+        void* c = malloc(700);                 // p
+        void* d = malloc(700);                 // q, a second time
+        std::fprintf(stderr, "not detected: %p %p, q %p in use\n", c, d, q);
+      },
+      "kmalloc\\[[0-9]+\\] [^:]*: malloc\\(\\): corrupted free list \\(a link to a block in use\\) at 0x");
 }
 
 // ---- canaries: a 1-byte overflow past the requested size is reported on free
@@ -189,6 +279,115 @@ TEST(Secure, ALargeBlockReusedAfterFreeReadsAsZeros) {
   RecordProperty("reused", q == p ? "yes" : "no");
   for (size_t i = 0; i < (256u << 10); ++i) ASSERT_EQ(q[i], 0) << i;
   free(q);
+}
+
+// ---- a secure heap past vm.max_map_count
+
+// Each lane page's guard splits a mapping in two, and a process may have vm.max_map_count mappings
+// (65,530 by default): about 2 GiB of small-cell pages. Past that, secure mode must fail cleanly:
+// NULL + ENOMEM, one line saying why, printed once; freeing gives the mappings back. The child
+// fills the mapping table itself first (one-page mappings of alternating protection, which cannot
+// merge), leaving `headroom` free, so the limit comes after a few MiB instead of 2 GiB of RSS
+// (KM_SECURE_FULL=1: no filling, allocate 200-byte blocks up to 8 GiB or the limit).
+struct ChildResult {
+  int status = -1;
+  std::string err;
+};
+ChildResult run_child(void (*body)()) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    body();
+    _exit(0);
+  }
+  close(fds[1]);
+  ChildResult r;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) r.err.append(buf, size_t(n));
+  close(fds[0]);
+  waitpid(pid, &r.status, 0);
+  return r;
+}
+
+void fill_the_mapping_table(size_t headroom) {
+  const size_t page = 4096;
+  size_t cap = 1 << 20;
+  auto** maps = static_cast<void**>(mmap(nullptr, cap * sizeof(void*), PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  size_t n = 0;
+  for (; n < cap; ++n) {
+    void* m = mmap(nullptr, page, n % 2 ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) break;
+    maps[n] = m;
+  }
+  for (size_t i = 0; i < headroom && i < n; ++i) munmap(maps[n - 1 - i], page);
+  std::fprintf(stderr, "child: %zu mappings made, %zu given back\n", n, headroom);
+}
+
+void allocate_until_refused() {
+  bool full = getenv("KM_SECURE_FULL") != nullptr;
+  if (!full) fill_the_mapping_table(600);
+  const size_t n = 200, limit = size_t(8) << 30;
+  size_t cap = limit / 256;
+  auto** blocks = static_cast<void**>(mmap(nullptr, cap * sizeof(void*), PROT_READ | PROT_WRITE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  if (blocks == MAP_FAILED) _exit(10);
+  size_t count = 0;
+  int err = 0;
+  for (; count < cap; ++count) {
+    errno = 0;
+    void* p = malloc(n);
+    if (!p) {
+      err = errno;
+      break;
+    }
+    static_cast<char*>(p)[0] = 1;
+    blocks[count] = p;
+  }
+  std::fprintf(stderr, "child: %zu blocks of %zu bytes (%zu MiB), then errno %d\n", count, n,
+               count * n >> 20, err);
+  if (count == cap) _exit(0);   // 8 GiB fit: nothing refused
+  if (err != ENOMEM) _exit(11);
+  // Every entry point fails the same way, or works, without a crash.
+  errno = 0;
+  void* big = malloc(1 << 20);
+  if (!big && errno != ENOMEM) _exit(12);
+  void* c = calloc(1, 3000);
+  if (!c && errno != ENOMEM) _exit(13);
+  void* a = nullptr;
+  int rc = posix_memalign(&a, 4096, 5000);
+  if (rc != 0 && rc != ENOMEM) _exit(14);
+  free(big);
+  free(c);
+  free(a);
+  // Freeing gives guards (and mappings) back: allocation works again.
+  for (size_t i = 0; i < count; ++i) free(blocks[i]);
+  malloc_trim(0);
+  for (int i = 0; i < 1000; ++i) {
+    void* p = malloc(n);
+    if (!p) _exit(15);
+    std::memset(p, 2, n);
+    free(p);
+  }
+  _exit(0);
+}
+
+TEST(SecureHeap, PastTheMappingLimitAllocationFailsCleanlyWithOneLine) {
+  ChildResult r = run_child(allocate_until_refused);
+  RecordProperty("child_stderr", r.err);
+  std::printf("%s", r.err.c_str());
+  ASSERT_TRUE(WIFEXITED(r.status)) << "the child crashed (status " << r.status << ")\n" << r.err;
+  EXPECT_EQ(WEXITSTATUS(r.status), 0) << r.err;
+  const char* line = "secure mode: too many guard pages (vm.max_map_count)";
+  size_t lines = 0;
+  for (size_t at = r.err.find(line); at != std::string::npos; at = r.err.find(line, at + 1)) ++lines;
+  if (r.err.find("then errno") != std::string::npos && r.err.find("then errno 0") == std::string::npos)
+    EXPECT_EQ(lines, 1u) << r.err;
+  else
+    EXPECT_EQ(lines, 0u) << r.err;
 }
 
 // ---- the always-on checks still work in secure mode

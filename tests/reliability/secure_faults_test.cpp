@@ -1,0 +1,123 @@
+// Secure mode when the kernel refuses a guard page (issue 11): every guard mprotect is checked.
+// km::os::inject_failure(Fault::protect, N) makes the Nth next mprotect fail, as the kernel does with
+// ENOMEM once a process has vm.max_map_count mappings (each guard splits one). A refused guard fails
+// the allocation that needed it with NULL + ENOMEM (never an unguarded block) and prints one line,
+// once; a refused unguard (a page going back to its segment) stops the program with a clear message.
+// The real limit is tried in secure_test.cpp (SecureHeap.*). Uses the static core (core_dep), run
+// with KMALLOC_SECURE=1 KMALLOC_PURGE_THREAD=0 (meson's env).
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+#include "core/secure.h"
+#include "kmalloc.h"
+#include "platform/os.h"
+
+namespace {
+
+using km::os::Fault;
+using km::os::inject_failure;
+
+km_stats stats() {
+  km_stats s;
+  km_stats_get(&s);
+  return s;
+}
+
+size_t count(const std::string& s, const char* what) {
+  size_t n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
+
+constexpr const char* kLine = "secure mode: too many guard pages (vm.max_map_count)";
+
+TEST(SecureGuards, SecureModeIsOn) {
+  void* p = km_malloc(1);
+  ASSERT_TRUE(km::secure_enabled()) << "run with KMALLOC_SECURE=1";
+  km_free(p);
+}
+
+// Death tests first: they fork before the message has been printed in this process.
+TEST(SecureGuardsDeathTest, ARefusedUnguardStopsTheProgram) {
+  EXPECT_DEATH(
+      {
+        // The thread's exit retires its pages: the guard must become memory again, and cannot.
+        std::thread([] {
+          km_free(km_malloc(3000));
+          inject_failure(Fault::protect, 1);
+        }).join();
+        std::fprintf(stderr, "not stopped\n");
+      },
+      "kmalloc\\[[0-9]+\\] [^:]*: secure mode: cannot remove the guard page \\(mprotect failed\\) of the page 0x");
+}
+
+TEST(SecureGuards, ARefusedLanePageGuardFailsTheAllocationWithEnomem) {
+  km_trim(0);
+  km_stats before = stats();
+  testing::internal::CaptureStderr();
+  // A lane no test used yet (2000-byte requests): its first page needs a guard.
+  inject_failure(Fault::protect, 1);
+  errno = 0;
+  void* p = km_malloc(2000);
+  int err = errno;
+  inject_failure(Fault::protect, 0);
+  // Again, for the message: printed once only.
+  inject_failure(Fault::protect, 1);
+  void* p2 = km_calloc(1, 2000);
+  inject_failure(Fault::protect, 0);
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(err, ENOMEM);
+  EXPECT_EQ(p2, nullptr);
+  EXPECT_EQ(count(out, kLine), 1u) << out;
+  EXPECT_EQ(stats().in_use, before.in_use);
+  // The slots went back: the next try gets a page and a guard.
+  void* q = km_malloc(2000);
+  ASSERT_NE(q, nullptr);
+  std::memset(q, 1, 2000);
+  km_free(q);
+}
+
+TEST(SecureGuards, ARefusedLargeBlockGuardFailsTheAllocationAndUnmapsIt) {
+  km_trim(0);   // nothing cached: the block must be mapped, and guarded
+  km_stats before = stats();
+  testing::internal::CaptureStderr();
+  inject_failure(Fault::protect, 1);
+  errno = 0;
+  void* p = km_malloc(1 << 20);
+  int err = errno;
+  inject_failure(Fault::protect, 0);
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(err, ENOMEM);
+  km_stats after = stats();
+  EXPECT_EQ(after.mapped, before.mapped) << "the unguarded block was not unmapped";
+  EXPECT_EQ(after.large_in_use, before.large_in_use);
+  EXPECT_LE(count(out, kLine), 1u) << out;   // printed at most once per process
+  void* q = km_malloc(1 << 20);
+  ASSERT_NE(q, nullptr);
+  km_free(q);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* s = getenv("KMALLOC_SECURE");
+  if (!s || std::strcmp(s, "1") != 0) {   // run by hand: the options are read once, at start-up
+    setenv("KMALLOC_SECURE", "1", 1);
+    setenv("KMALLOC_PURGE_THREAD", "0", 1);
+    execv("/proc/self/exe", argv);
+    std::perror("execv");
+    return 2;
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  return RUN_ALL_TESTS();
+}
