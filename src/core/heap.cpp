@@ -16,6 +16,7 @@
 #include "core/secure.h"
 #include "core/huge.h"
 #include "core/span.h"
+#include "core/thin.h"
 #include "core/stats.h"
 #include "platform/os.h"
 
@@ -152,6 +153,7 @@ bool page_refill(Page* pg) {
     pg->free_is_fresh = 0;
     return true;
   }
+  if (pg->dropped) return page_thicken(pg);   // cells in OS pages thinning gave back
   if (pg->carved < pg->capacity) {
     page_carve(pg);
     return true;
@@ -369,10 +371,32 @@ void collect_remote(Heap* h) {
 
 namespace {
 
+// Thin h's sparse pages (thin.h): every page of its segments but the current page of each lane.
+void heap_thin(Heap* h) {
+  for (Segment* s = h->segments; s; s = s->heap_next) {
+    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+      Page* pg = &s->pages[i];
+      if (s->slot_page[i] != i || h->lane_page[pg->lane] == pg || !page_thin_candidate(pg)) continue;
+      page_thin(pg);
+    }
+  }
+}
+
+// Every 64 slow paths, thin if the purge delay has passed since the last time (never with -1).
+void heap_thin_if_due(Heap* h) {
+  long delay = option(Opt::purge_delay_ms);
+  if (delay < 0) return;
+  int64_t now = os::now_ms();
+  if (now - h->thin_ms < delay) return;
+  h->thin_ms = now;
+  heap_thin(h);
+}
+
 // A cell of `lane` (for a request of `size` bytes) from heap h: current page, next pages, new page.
 void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
   if (h->remote.load(std::memory_order_relaxed)) collect_remote(h);
   if ((++h->tick & 15) == 0 && h->retiring_count) retiring_sweep(h, false);
+  if ((h->tick & 63) == 0) heap_thin_if_due(h);
   for (Page* pg = h->lane_page[lane];; pg = h->lane_page[lane]) {
     if (pg == &g_empty_page && heap_reclaim(h)) continue;   // an exited thread's pages first
     if (pg == &g_empty_page) {
@@ -534,6 +558,8 @@ void free_not_segment(void* p, const char* call) {
 void heap_collect(Heap* h, bool retire_current) {
   collect_remote(h);
   retiring_sweep(h, true);
+  // trim thins at once; thread exit and the purger's drain too, unless the delay is -1 (never)
+  if (!retire_current || option(Opt::purge_delay_ms) >= 0) heap_thin(h);
   for (unsigned lane = 1; lane < kLaneCount; ++lane) {
     Page* pg = h->lane_page[lane];
     while (pg != &g_empty_page && pg != nullptr) {

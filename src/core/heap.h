@@ -42,6 +42,7 @@ struct Heap {
   unsigned retiring_count = 0;
   unsigned retiring_slots = 0;
   uint32_t tick = 0;                  // owner: slow paths taken
+  int64_t thin_ms = 0;                // owner: when its sparse pages were last thinned
 
   // A heap whose lanes all point at `empty` (an empty page): the state before set-up.
   constexpr explicit Heap(Page* empty) {

@@ -28,14 +28,21 @@ uint32_t walk(const Page* pg, const Block* b) {
 
 void check_page(const Page* pg) {
   if (pg->cell_size == 0) return;   // a free slot
+  if (pg->span) {   // one block of whole OS pages, in its slots
+    if (pg->capacity != 1 || pg->carved != 1 || pg->used > 1 || pg->cell_size % 4096 != 0 ||
+        pg->cell_size > (size_t(pg->slots) << kSlotShift))
+      broken("span counts or size out of order", pg);
+    return;
+  }
   if (pg->cell_size != lane_size(pg->lane)) broken("page cell size does not match its lane", pg);
   if (pg->used > pg->carved || pg->carved > pg->capacity) broken("page counts out of order", pg);
   if (size_t(pg->capacity) * pg->cell_size > (size_t(pg->slots) << kSlotShift))
     broken("page capacity exceeds its slots", pg);
   if (page_has(pg, kPageSecure)) return;   // encoded lists: checked as they are popped
-  // Every carved cell is handed out (counted in used, remote frees included) or on one list.
-  if (walk(pg, pg->free) + walk(pg, pg->local_free) + pg->used != pg->carved)
-    broken("free + local_free + used != carved", pg);
+  // Every carved cell is handed out (counted in used, remote frees included), on one list, or
+  // dropped by thinning.
+  if (walk(pg, pg->free) + walk(pg, pg->local_free) + pg->used + pg->dropped != pg->carved)
+    broken("free + local_free + used + dropped != carved", pg);
 }
 
 void check_segment(const Segment* s) {

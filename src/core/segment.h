@@ -28,7 +28,9 @@ struct Block {
 // A lane page: cells of one size in one run of slots. A span is a Page of one cell (span = 1, lane 0,
 // capacity = carved = 1, cell_size = its usable bytes), so free's fast path serves it unchanged.
 // Invariants: used <= carved <= capacity; every carved cell is exactly one of: handed out (counted in
-// used), on `free`, on `local_free`, or on its heap's remote queue (then still counted in used).
+// used), on `free`, on `local_free`, on its heap's remote queue (then still counted in used), or
+// dropped: it overlaps an OS page given back by thinning (bit set in `thinned`), and is on no list
+// until page_thicken puts it back. free + local_free + used + dropped == carved.
 // Cells [carved, capacity) were never touched. Owner-thread fields are written only by the thread that
 // owns the heap; nothing here is written by other threads (remote frees go to Heap::remote).
 struct Page {
@@ -51,6 +53,10 @@ struct Page {
   uint8_t pad_[2];
   Page* next;             // owner: lane list
   Page* prev;
+  // owner: thinning (thin.h). Bit i: OS page i of the page was given back while its cells were free.
+  uint32_t dropped;       // cells off every list because they overlap such an OS page
+  uint32_t used_at_thin;  // `used` when last thinned: thin again only after a quarter more went
+  uint64_t thinned[4];    // 256 OS pages: the largest lane page (16 slots)
 };
 // Flag bits in Page::owner (heaps are 64-byte aligned, so the low bits are free).
 constexpr uintptr_t kPageFull = 1;     // off its lane list: it had no free cell at the last look

@@ -1,0 +1,127 @@
+// thin.cpp — see thin.h.
+#include "core/thin.h"
+
+#include "platform/os.h"
+
+namespace km {
+namespace {
+constexpr unsigned kOsShift = 12;   // os::kPageSize
+constexpr size_t kMinThin = size_t(16) << 10;   // not worth the system call below this
+// Lane pages of cells up to 8 KiB span one slot (64 KiB / 16 B = 4096 cells); bigger cells get more
+// slots but hold about kMinCellsPerPage cells: 4096 bounds every lane page.
+constexpr unsigned kMaxCells = 4096;
+
+bool bit(const uint64_t* m, unsigned i) { return (m[i >> 6] >> (i & 63)) & 1; }
+void set_bit(uint64_t* m, unsigned i) { m[i >> 6] |= uint64_t(1) << (i & 63); }
+
+// OS pages [first, last] that cell `b` of pg covers.
+void span_of(const Page* pg, const void* b, unsigned* first, unsigned* last) {
+  size_t off = size_t(static_cast<const char*>(b) - pg->start);
+  *first = unsigned(off >> kOsShift);
+  *last = unsigned((off + pg->cell_size - 1) >> kOsShift);
+}
+bool overlaps(const Page* pg, const uint64_t* m, const void* b) {
+  unsigned f, l;
+  span_of(pg, b, &f, &l);
+  for (unsigned i = f; i <= l; ++i)
+    if (bit(m, i)) return true;
+  return false;
+}
+}  // namespace
+
+bool page_thin_candidate(const Page* pg) {
+  if (pg->cell_size == 0 || pg->span || page_has(pg, kPageSecure) || pg->carved == 0) return false;
+  size_t carved = size_t(pg->carved) * pg->cell_size;
+  size_t live = size_t(pg->used) * pg->cell_size;
+  if (carved - live < kMinThin || live * 2 > carved) return false;
+  return pg->used_at_thin == 0 || pg->used * 4 <= pg->used_at_thin * 3;
+}
+
+size_t page_thin(Page* pg) {
+  pg->used_at_thin = pg->used ? pg->used : 1;
+  unsigned os_pages = unsigned((size_t(pg->carved) * pg->cell_size + os::kPageSize - 1) >> kOsShift);
+  if (pg->carved > kMaxCells) return 0;
+  // Free means listed: a cell freed by another thread carries the free tag but waits on its heap's
+  // remote stack, linked through its first word: it must count as live here.
+  uint64_t listed[kMaxCells / 64] = {};
+  for (Block* list : {pg->free, pg->local_free})
+    for (Block* b = list; b; b = b->next)
+      set_bit(listed, unsigned(size_t(reinterpret_cast<char*>(b) - pg->start) / pg->cell_size));
+  // OS pages holding a byte of a live cell (cells already dropped are free).
+  uint64_t live[4] = {};
+  for (uint32_t i = 0; i < pg->carved; ++i) {
+    auto* b = reinterpret_cast<Block*>(pg->start + size_t(i) * pg->cell_size);
+    if (bit(listed, i) || (pg->dropped && overlaps(pg, pg->thinned, b))) continue;
+    unsigned f, l;
+    span_of(pg, b, &f, &l);
+    for (unsigned k = f; k <= l; ++k) set_bit(live, k);
+  }
+  uint64_t give[4] = {};
+  size_t count = 0;
+  for (unsigned k = 0; k < os_pages; ++k)
+    if (!bit(live, k) && !bit(pg->thinned, k)) set_bit(give, k), ++count;
+  if ((count << kOsShift) < kMinThin) return 0;
+  // Off the lists first: once purged, a cell's link reads zero.
+  Block* keep = nullptr;
+  uint32_t dropped = 0;
+  for (Block* list : {pg->free, pg->local_free}) {
+    for (Block* b = list; b;) {
+      Block* next = b->next;
+      if (overlaps(pg, give, b)) {
+        ++dropped;
+      } else {
+        b->next = keep;
+        keep = b;
+      }
+      b = next;
+    }
+  }
+  pg->free = keep;
+  pg->local_free = nullptr;
+  pg->free_is_fresh = 0;
+  size_t purged = 0;
+  uint64_t refused[4] = {};
+  bool any_refused = false;
+  for (unsigned k = 0; k < os_pages;) {
+    if (!bit(give, k)) {
+      ++k;
+      continue;
+    }
+    unsigned end = k;
+    while (end < os_pages && bit(give, end)) ++end;
+    bool ok = os::purge(pg->start + (size_t(k) << kOsShift), size_t(end - k) << kOsShift);
+    for (unsigned j = k; j < end; ++j) set_bit(ok ? pg->thinned : refused, j);
+    if (ok) purged += size_t(end - k) << kOsShift;
+    any_refused |= !ok;
+    k = end;
+  }
+  // Cells the kernel refused to purge under (and no purged OS page) are intact: back on the list
+  // now, so that those OS pages stay candidates for the next pass.
+  for (uint32_t i = 0; any_refused && i < pg->carved; ++i) {
+    auto* b = reinterpret_cast<Block*>(pg->start + size_t(i) * pg->cell_size);
+    if (!bit(listed, i) || !overlaps(pg, refused, b) || overlaps(pg, pg->thinned, b)) continue;
+    b->next = pg->free;
+    pg->free = b;
+    --dropped;
+  }
+  pg->dropped += dropped;
+  if (any_refused) pg->used_at_thin = 0;   // try again on the next pass
+  return purged;
+}
+
+bool page_thicken(Page* pg) {
+  if (pg->dropped == 0) return false;
+  for (uint32_t i = 0; i < pg->carved; ++i) {
+    auto* b = reinterpret_cast<Block*>(pg->start + size_t(i) * pg->cell_size);
+    if (!overlaps(pg, pg->thinned, b)) continue;   // dropped cells are on no list: all go back
+    b->next = pg->free;
+    b->tag = free_tag(pg, b);
+    pg->free = b;
+  }
+  pg->dropped = 0;
+  for (auto& w : pg->thinned) w = 0;
+  pg->free_is_fresh = 0;
+  return pg->free != nullptr;
+}
+
+}  // namespace km

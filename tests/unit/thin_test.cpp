@@ -1,0 +1,57 @@
+// Thinning (thin.h): a sparse lane page gives its free OS pages back, and takes them again when
+// the lane needs cells; live cells are never touched.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "core/heap.h"
+#include "core/segment.h"
+#include "kmalloc.h"
+#include "platform/os.h"
+
+namespace {
+
+TEST(Thin, ASparsePageGivesItsFreeOsPagesBackAndTakesThemAgain) {
+  std::thread([] {
+    // Cells of 256 B: 256 to a 64 KiB page, 16 to an OS page. Fill 4 pages, keep one cell in 64
+    // (one per 4 OS pages), free the rest.
+    constexpr size_t kCell = 256;
+    std::vector<unsigned char*> all;
+    for (int i = 0; i < 4 * 256 + 8; ++i) all.push_back(static_cast<unsigned char*>(km_malloc(kCell)));
+    km::Page* first = km::page_of(km::segment_of(all[0]), all[0]);
+    std::vector<unsigned char*> kept;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i % 64 == 0) {
+        std::memset(all[i], int(i & 0x7f) + 1, kCell);
+        kept.push_back(all[i]);
+      } else {
+        km_free(all[i]);
+      }
+    }
+    size_t before = km::os::resident_in(first->start, km::kSlotSize);
+    EXPECT_EQ(before, km::kSlotSize) << "the page was written whole";
+    km_trim(0);   // thins at once
+    size_t after = km::os::resident_in(first->start, km::kSlotSize);
+    EXPECT_LE(after, km::kSlotSize / 4 + 4096) << "free OS pages of a sparse page were not given back";
+    EXPECT_GT(first->dropped, 0u);
+    for (unsigned char* p : kept) {
+      EXPECT_TRUE(km_owns(p));
+      EXPECT_EQ(p[0], p[kCell - 1]) << "a live cell was damaged";
+    }
+    // The lane needs cells again: every dropped cell comes back, distinct, and usable.
+    std::vector<unsigned char*> again;
+    for (int i = 0; i < 4 * 256; ++i) {
+      auto* p = static_cast<unsigned char*>(km_malloc(kCell));
+      ASSERT_NE(p, nullptr);
+      std::memset(p, 0xEE, kCell);
+      again.push_back(p);
+    }
+    for (unsigned char* p : kept) EXPECT_NE(p[0], 0xEE) << "a live cell was handed out again";
+    for (unsigned char* p : again) km_free(p);
+    for (unsigned char* p : kept) km_free(p);
+  }).join();
+}
+
+}  // namespace
