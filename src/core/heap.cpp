@@ -392,6 +392,22 @@ void heap_thin_if_due(Heap* h) {
   heap_thin(h);
 }
 
+// Packing: the next page to allocate from is the fullest of the first kPackLook on the lane's list,
+// so that live cells concentrate and sparse pages drain (then thinning and retiring give them back),
+// as tcmalloc's span priorities and jemalloc's slab order do. A bounded look keeps it O(1).
+constexpr unsigned kPackLook = 8;
+void pack_front(Heap* h, unsigned lane) {
+  Page* head = h->lane_page[lane];
+  if (head == &g_empty_page || !head->next) return;
+  Page* best = head;
+  unsigned look = 0;
+  for (Page* pg = head->next; pg && look < kPackLook; pg = pg->next, ++look)
+    if (uint64_t(pg->used) * best->capacity > uint64_t(best->used) * pg->capacity) best = pg;
+  if (best == head) return;
+  list_remove(h, best);
+  list_push_front(h, best);
+}
+
 // A cell of `lane` (for a request of `size` bytes) from heap h: current page, next pages, new page.
 void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
   if (h->remote.load(std::memory_order_relaxed)) collect_remote(h);
@@ -412,6 +428,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
     }
     list_remove(h, pg);   // exhausted: off the list until a cell comes back
     page_set(pg, kPageFull);
+    pack_front(h, lane);
   }
 }
 
