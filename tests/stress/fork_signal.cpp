@@ -226,7 +226,9 @@ void describe(const char* who, int pid, bool gdb) {
       std::string status = slurp(t + "/status"), sig;
       for (const char* key : {"SigPnd:", "ShdPnd:", "SigBlk:"}) {
         size_t at = status.find(key);
-        if (at != std::string::npos) sig += " " + status.substr(at, status.find('\n', at) - at);
+        if (at == std::string::npos) continue;
+        sig += ' ';
+        sig.append(status, at, status.find('\n', at) - at);
       }
       std::fprintf(stderr, "    thread %s %s: state %c, wchan %s,%s, utime+stime %s\n", e->d_name,
                    slurp(t + "/comm").c_str(), state, slurp(t + "/wchan").c_str(), sig.c_str(),
@@ -354,11 +356,16 @@ int main(int argc, char** argv) {
       if (it != last_iters[i]) last_iters[i] = it, iter_progress[i] = now;
       else if (now - iter_progress[i] > stall_s * 1000L) stalled.push_back(g_sh->tids[i].load());
     }
-    if (!stalled.empty())
-      hang = "target thread(s) made no progress for " + std::to_string(stall_s) + " s:";
-    for (int tid : stalled) hang += " " + std::to_string(tid);
+    char why[256];   // (snprintf: GCC 12 warns falsely on string + to_string here)
+    if (!stalled.empty()) {
+      int n = std::snprintf(why, sizeof why, "target thread(s) made no progress for %d s:", stall_s);
+      for (int tid : stalled)
+        if (n > 0 && size_t(n) < sizeof why) n += std::snprintf(why + n, sizeof why - size_t(n), " %d", tid);
+      hang = why;
+    }
     if (!stop && now - last_progress > stall_s * 1000L && hang.empty()) {
-      hang = "no fork completed for " + std::to_string(stall_s) + " s";
+      std::snprintf(why, sizeof why, "no fork completed for %d s", stall_s);
+      hang = why;
       for (int i = 0; i < threads; ++i) stalled.push_back(g_sh->tids[i].load());
     }
     if (stop && now - stopped_at > stall_s * 1000L) hang = "the target did not exit once done";
