@@ -4,7 +4,8 @@
 //     --threads N > 1, N threads do, and free each other's blocks too); its SIGUSR1 handler calls
 //     fork(); the child mallocs, frees, starts a thread, joins it and _exit(0)s; the handler waits
 //     for the child and counts it.
-//   * the runner (this main) sends the target SIGUSR1 every 10-150 us and watches shared counters:
+//   * the runner (this main) sends the target SIGUSR1, each 0-200 us after the last handler returned,
+//     and watches shared counters:
 //     when no fork completes, or a target thread's loop does not move, for --stall seconds, it
 //     reports a hang (the call each target thread was in, every thread's state, wchan, signal
 //     masks and kernel stack, and a gdb backtrace when gdb is installed), kills the processes and
@@ -49,6 +50,7 @@ struct Shared {
   std::atomic<long> iters[kMaxThreads];       // loop iterations of each target thread
   std::atomic<bool> stop;             // the target has made enough forks: stop
   std::atomic<bool> ready;            // the target's handler is installed
+  std::atomic<long> handled;          // handlers that have returned
 };
 Shared* g_sh;
 long g_target;   // forks to make
@@ -97,6 +99,7 @@ void on_usr1(int) {
     else g_sh->bad_children.fetch_add(1);
     if (g_sh->forks.load() >= g_target) g_sh->stop.store(true);
   }
+  g_sh->handled.fetch_add(1);
   errno = saved;
 }
 
@@ -223,7 +226,9 @@ void describe(const char* who, int pid, bool gdb) {
       std::string status = slurp(t + "/status"), sig;
       for (const char* key : {"SigPnd:", "ShdPnd:", "SigBlk:"}) {
         size_t at = status.find(key);
-        if (at != std::string::npos) sig += " " + status.substr(at, status.find('\n', at) - at);
+        if (at == std::string::npos) continue;
+        sig += ' ';
+        sig.append(status, at, status.find('\n', at) - at);
       }
       std::fprintf(stderr, "    thread %s %s: state %c, wchan %s,%s, utime+stime %s\n", e->d_name,
                    slurp(t + "/comm").c_str(), state, slurp(t + "/wchan").c_str(), sig.c_str(),
@@ -241,8 +246,9 @@ void describe(const char* who, int pid, bool gdb) {
 }
 
 // Is a stall the allocator's? Its locks wait in sched_yield (syscall 24) or a futex (202). Sample
-// the stalled target threads, and the threads of the child a handler waits for, ten times over a
-// second: if none is ever seen there, every one is busy in the kernel instead (wait4 reaping an
+// the stalled target threads, and the threads of the child a handler waits for, twenty times over
+// two seconds: if none is ever seen there, and none gained user time (a spinning lock does), every
+// one is busy in the kernel instead (wait4 reaping an
 // exited child, munmap, a page fault). On this machine's kernel that has been seen to take over
 // 10 s now and then when other processes load the machine (release_task ->
 // proc_invalidate_siblings_dcache -> shrink_dcache_parent, all system time): slow, but no hang of
@@ -258,14 +264,28 @@ bool only_the_kernel_is_busy(const std::vector<int>& tids, int child) {
       closedir(d);
     }
   }
-  for (int i = 0; i < 10; ++i) {
+  auto user_ticks = [&] {
+    long sum = 0;
+    for (const std::string& f : files) {
+      std::string stat = slurp(f.substr(0, f.size() - 7) + "stat");
+      size_t at = stat.rfind(')');
+      long user = 0;
+      if (at != std::string::npos &&
+          std::sscanf(stat.c_str() + at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld", &user) == 1)
+        sum += user;
+    }
+    return sum;
+  };
+  long user_before = user_ticks();
+  for (int i = 0; i < 20; ++i) {
     for (const std::string& f : files) {
       std::string sc = slurp(f);
       if (sc.rfind("24 ", 0) == 0 || sc.rfind("202 ", 0) == 0) return false;
     }
     usleep(100000);
   }
-  return true;
+  // A lock that spins shows as "running", but burns user time; one long kernel operation does not.
+  return user_ticks() == user_before;
 }
 
 long now_ms() {
@@ -314,9 +334,14 @@ int main(int argc, char** argv) {
   constexpr long kSlowLimitS = 120;
   while (!exited && hang.empty()) {
     bool stop = g_sh->stop.load();
+    // One signal at a time: the next goes out once the last handler has returned, after a random
+    // 0-200 us, so that it lands anywhere in the loop and the interrupted call always gets to go on
+    // (a signal pending at every handler's return would starve the thread that gets them).
+    long handled = g_sh->handled.load();
     if (!stop) kill(t, SIGUSR1);
+    for (int i = 0; i < 2000 && g_sh->handled.load() == handled && !g_sh->stop.load(); ++i) usleep(20);
     r ^= r << 13, r ^= r >> 17, r ^= r << 5;
-    usleep(10 + r % 140);
+    usleep(r % 200);
     if (waitpid(t, &status, WNOHANG) == t) exited = true;
     long f = g_sh->forks.load() + g_sh->bad_children.load() + g_sh->fork_failures.load();
     long now = now_ms();
@@ -331,11 +356,16 @@ int main(int argc, char** argv) {
       if (it != last_iters[i]) last_iters[i] = it, iter_progress[i] = now;
       else if (now - iter_progress[i] > stall_s * 1000L) stalled.push_back(g_sh->tids[i].load());
     }
-    if (!stalled.empty())
-      hang = "target thread(s) made no progress for " + std::to_string(stall_s) + " s:";
-    for (int tid : stalled) hang += " " + std::to_string(tid);
+    char why[256];   // (snprintf: GCC 12 warns falsely on string + to_string here)
+    if (!stalled.empty()) {
+      int n = std::snprintf(why, sizeof why, "target thread(s) made no progress for %d s:", stall_s);
+      for (int tid : stalled)
+        if (n > 0 && size_t(n) < sizeof why) n += std::snprintf(why + n, sizeof why - size_t(n), " %d", tid);
+      hang = why;
+    }
     if (!stop && now - last_progress > stall_s * 1000L && hang.empty()) {
-      hang = "no fork completed for " + std::to_string(stall_s) + " s";
+      std::snprintf(why, sizeof why, "no fork completed for %d s", stall_s);
+      hang = why;
       for (int i = 0; i < threads; ++i) stalled.push_back(g_sh->tids[i].load());
     }
     if (stop && now - stopped_at > stall_s * 1000L) hang = "the target did not exit once done";
