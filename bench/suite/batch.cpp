@@ -11,7 +11,7 @@
 int main(int argc, char** argv) {
   kmb::Args args(argc, argv, {"order", "rounds", "batch"});
   const std::string order = args.str("order", "fifo");
-  const long rounds = args.num("rounds", 50, 3, true);
+  const long rounds = args.num("rounds", 40, 3, true);
   const long batch = args.num("batch", 10'000, 1'000);
   if (batch < 1 || (order != "fifo" && order != "lifo")) return 64;
   const bool fifo = order == "fifo";
