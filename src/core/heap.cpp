@@ -354,10 +354,20 @@ void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n) {
 // Hand a freed cell (already tagged free) to the heap that owns its page: a lock-free push.
 void remote_push(Heap* owner, Block* b, uint32_t bytes);
 
+// Is b a freed cell of ours (a cell start carrying the free tag), as every remote link must be?
+bool remote_link_ok(const Block* b) {
+  if (map_value(b) != kMapSegment) return false;
+  const Page* pg = page_of(segment_of(b), b);
+  return is_carved_cell(pg, b) && b->tag == free_tag(pg, b);
+}
+
 // Take every cell other threads freed to this heap and push each onto its page.
 void collect_remote(Heap* h) {
   Block* b = h->remote.exchange(nullptr, std::memory_order_acquire);
   while (b) {
+    // Secure mode: a remote link written after free (a use-after-free) is reported, not followed.
+    if (KM_UNLIKELY(secure_enabled()) && !remote_link_ok(b))
+      fatal_pointer("free", "corrupted remote free list at", b);
     Block* next = b->next;
     Segment* s = segment_of(b);
     Page* pg = page_of(s, b);

@@ -51,6 +51,25 @@ TEST(SecureDeathTest, UseAfterFreeWriteIntoTheFreeListLinkIsDetected) {
       "malloc\\(\\): corrupted free list");
 }
 
+TEST(SecureDeathTest, APoisonedRemoteFreeLinkIsReportedNotFollowed) {
+  // A cell freed by another thread waits on its owner's remote stack, linked through its first
+  // word; a use-after-free write there must not steer the owner's collection.
+  EXPECT_DEATH(
+      {
+        auto* a = static_cast<uintptr_t*>(malloc(64));
+        auto* b = static_cast<uintptr_t*>(malloc(64));
+        std::thread([&] {
+          free(a);
+          free(b);   // b -> a on the owner's remote stack
+        }).join();
+        static uintptr_t target[8];
+        b[0] = addr(target);   // the link now points outside the heap
+        for (int i = 0; i < 100000; ++i) (void)!malloc(64);   // the owner collects on a slow path
+        std::fprintf(stderr, "not detected\n");
+      },
+      "free\\(\\): corrupted remote free list");
+}
+
 TEST(SecureDeathTest, GarbageInAFreedLinkIsDetected) {
   EXPECT_DEATH(
       {
