@@ -465,6 +465,7 @@ Heap* heap_acquire() {
     if (h) {
       g_pool = h->pool_next;
       h->pool_next = nullptr;
+      h->abandoned.store(false, std::memory_order_relaxed);
     }
   }
   if (!h) h = heap_new();
@@ -489,10 +490,17 @@ void thread_exit(void* arg) {
   heap_collect(h, true);
   tl_heap = &g_dead_heap;
   g_live_heaps.fetch_sub(1, std::memory_order_relaxed);
-  LockGuard g(g_pool_lock);
-  h->pool_next = g_pool;
-  g_pool = h;
-  if (h->segments) g_pool_has_memory.store(true, std::memory_order_relaxed);
+  {
+    LockGuard g(g_pool_lock);
+    h->pool_next = g_pool;
+    g_pool = h;
+    h->abandoned.store(true, std::memory_order_seq_cst);
+    if (h->segments) g_pool_has_memory.store(true, std::memory_order_relaxed);
+  }
+  // The pooled heap's cells may be freed by other threads from now on, or were already (before it
+  // was marked abandoned): the purger drains and thins it within the delay. A thread exited, so the
+  // program has threads of its own: the purger may start.
+  if (h->segments || h->remote.load(std::memory_order_seq_cst)) purge_schedule(true);
 }
 
 }  // namespace
@@ -550,6 +558,9 @@ void remote_push(Heap* owner, Block* b, uint32_t bytes) {
   do b->next = head;
   while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
                                               std::memory_order_relaxed));
+  // The first cell on an exited thread's stack: nobody would collect it, so the purger drains it
+  // (and thins the pages it empties) within the purge delay.
+  if (head == nullptr && owner->abandoned.load(std::memory_order_seq_cst)) purge_schedule(true);
 }
 
 void free_slow(void* p, Page* page) {

@@ -27,6 +27,7 @@ struct Heap {
   char remote_pad_[64 - sizeof(std::atomic<Block*>)] = {};
   Segment* segments = nullptr;        // owner: the segments this heap owns
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
+  std::atomic<bool> abandoned{false}; // in the pool: remote frees to it wake the purger to drain it
   Heap* all_next = nullptr;           // every heap ever made (never removed): stats sum over them
   // owner-written, read by stats: bytes this heap's thread freed into other heaps' remote stacks, and
   // bytes it collected from its own. Their difference, summed over all heaps, is what was freed

@@ -119,12 +119,12 @@ size_t purge_expired(int64_t cutoff_ms) {
   return purge_pass(cutoff_ms);
 }
 
-void purge_schedule() {
+void purge_schedule(bool threaded) {
   long delay = option(Opt::purge_delay_ms);
   if (delay < 0) return;   // never
   g_work.fetch_add(1, std::memory_order_seq_cst);
   int state = g_thread_state.load(std::memory_order_relaxed);
-  if (state == 0 && option(Opt::purge_thread) && live_heaps() >= 2) {
+  if (state == 0 && option(Opt::purge_thread) && (threaded || live_heaps() >= 2)) {
     start_thread();
     state = g_thread_state.load(std::memory_order_relaxed);
   }
