@@ -67,6 +67,12 @@ constexpr bool lanes_are_sorted_and_aligned() {
   return true;
 }
 static_assert(lanes_are_sorted_and_aligned());
+constexpr bool every_power_of_two_is_a_lane() {
+  for (size_t p = 16; p <= kLargestLane; p *= 2)
+    if (kLanes.size[lane_of_formula(p)] != p) return false;
+  return true;
+}
+static_assert(every_power_of_two_is_a_lane(), "lane_of_aligned takes the lane of the alignment");
 
 // size (1..kLargestLane) → lane. Sizes up to 1024 take one table load.
 KM_INLINE unsigned lane_of(size_t size) {
@@ -79,7 +85,9 @@ KM_INLINE size_t lane_size(unsigned lane) { return kLanes.size[lane]; }
 // fits `size` and whose cell size is a multiple of `align`. Cells sit at multiples of their size from a
 // 64 KiB-aligned page start, so such a cell is aligned to `align`. 0 if no lane fits.
 inline unsigned lane_of_aligned(size_t size, size_t align) {
-  if (size < align) size = align;
+  // Every power of two from 16 to the largest lane is a lane: a request no larger than its
+  // alignment takes the lane of the alignment itself, with no search.
+  if (size <= align) return align <= kLargestLane ? lane_of(align) : 0;
   if (size > kLargestLane) return 0;
   for (unsigned l = lane_of(size); l < kLaneCount; ++l)
     if ((kLanes.size[l] & (align - 1)) == 0) return l;
