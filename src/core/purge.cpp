@@ -10,7 +10,7 @@
 #include "core/purge.h"
 
 #include <atomic>
-#include <climits>
+#include <cstdint>
 
 #include "core/heap.h"
 #include "core/huge.h"
