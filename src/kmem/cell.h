@@ -61,6 +61,15 @@ inline bool cell_is(const kmcell* c, kmkind kind) {
   return c != nullptr && c->kind == static_cast<uint32_t>(kind) && c->magic == kCellMagic;
 }
 
+// The header H (ending in `kmcell id`) right before a managed cell's data p, if p is a live cell of
+// that kind (16-aligned, the header's kind and magic right); else NULL.
+template <class H>
+inline H* live_header(void* p, kmkind kind) {
+  if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & (kAlign - 1)) != 0) return nullptr;
+  H* h = static_cast<H*>(p) - 1;
+  return cell_is(&h->id, kind) ? h : nullptr;
+}
+
 inline bool cell_shred(kmcell* c) { return std::atomic_ref<uint8_t>(c->shred).load(std::memory_order_acquire) != 0; }
 inline void cell_taint(kmcell* c) { std::atomic_ref<uint8_t>(c->shred).store(kmshred_yes, std::memory_order_release); }
 

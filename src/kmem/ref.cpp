@@ -18,11 +18,7 @@ using namespace km::kmem;
 
 inline RefCell* header(void* p) { return static_cast<RefCell*>(p) - 1; }
 
-inline RefCell* live(void* p) {
-  if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) != 0) return nullptr;
-  RefCell* h = header(p);
-  return cell_is(&h->id, kmkind_ref) ? h : nullptr;
-}
+inline RefCell* live(void* p) { return live_header<RefCell>(p, kmkind_ref); }
 
 void* make(kmcell* src, size_t n, bool zero) {
   size_t total;

@@ -22,11 +22,7 @@ using namespace km::kmem;
 
 inline Node* header(void* p) { return static_cast<Node*>(p) - 1; }
 
-inline Node* live(void* p) {
-  if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) != 0) return nullptr;
-  Node* h = header(p);
-  return cell_is(&h->id, kmkind_tree) ? h : nullptr;
-}
+inline Node* live(void* p) { return live_header<Node>(p, kmkind_tree); }
 
 void* make(kmcell* src, void* parent, size_t n, bool zero) {
   Node* up = nullptr;

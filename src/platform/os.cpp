@@ -110,17 +110,16 @@ bool move_to(void* p, size_t old_size, size_t new_size, void* target) {
   return true;
 }
 
-bool protect_none(void* p, size_t size) {
+namespace {
+bool protect(void* p, size_t size, int prot) {
   ErrnoGuard g;
   if (injected(Fault::protect)) return false;
-  return ::mprotect(p, size, PROT_NONE) == 0;
+  return ::mprotect(p, size, prot) == 0;
 }
+}  // namespace
 
-bool protect_rw(void* p, size_t size) {
-  ErrnoGuard g;
-  if (injected(Fault::protect)) return false;
-  return ::mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
-}
+bool protect_none(void* p, size_t size) { return protect(p, size, PROT_NONE); }
+bool protect_rw(void* p, size_t size) { return protect(p, size, PROT_READ | PROT_WRITE); }
 
 int64_t now_ms() {
   timespec ts;
@@ -143,10 +142,11 @@ void keep_stderr() {
   if (fd >= 0) g_stderr_fd = fd;
 }
 
-void write_stderr(const char* buf, size_t len) {
-  ErrnoGuard g;
+namespace {
+// Writes all of buf to fd, retrying on EINTR and short writes; stops at any other error.
+void write_all(int fd, const char* buf, size_t len) {
   while (len > 0) {
-    ssize_t n = ::write(g_stderr_fd, buf, len);
+    ssize_t n = ::write(fd, buf, len);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;
@@ -154,6 +154,12 @@ void write_stderr(const char* buf, size_t len) {
     buf += n;
     len -= size_t(n);
   }
+}
+}  // namespace
+
+void write_stderr(const char* buf, size_t len) {
+  ErrnoGuard g;
+  write_all(g_stderr_fd, buf, len);
 }
 
 namespace {
@@ -220,15 +226,7 @@ void write_report(const char* buf, size_t len) {
   path[at] = 0;
   int fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return write_stderr(buf, len);
-  while (len > 0) {
-    ssize_t n = ::write(fd, buf, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    buf += n;
-    len -= size_t(n);
-  }
+  write_all(fd, buf, len);
   ::close(fd);
 }
 
