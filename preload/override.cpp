@@ -7,14 +7,12 @@
 // runtime's own std::get_new_handler and std::__throw_bad_alloc are looked up with dlsym (a C++
 // program has them loaded), so the std::bad_alloc that reaches the program is the runtime's own.
 #include <atomic>
-#include <cerrno>
 #include <dlfcn.h>
 #include <malloc.h>
 #include <new>
 
 #include "api/alloc.h"
 #include "core/diag.h"
-#include "core/stats.h"
 #include "kmalloc.h"
 
 #define KM_ALIAS(name) __attribute__((alias(#name), visibility("default")))

@@ -193,8 +193,14 @@ KM_EXPORT size_t km_usable_size(const void* p) { return km::usable_size(p, "mall
 KM_EXPORT int km_owns(const void* p) { return km::owns(p); }
 KM_EXPORT int km_trim(size_t) { return km::trim(); }
 KM_EXPORT void km_stats_print(void) { km::stats_print(); }
+static_assert(sizeof(km_stats) == sizeof(km::Stats), "km_stats and km::Stats hold the same counters");
 KM_EXPORT void km_stats_get(km_stats* out) {
-  if (out) km::stats_get(out);
+  if (!out) return;
+  km::Stats st;
+  km::stats_get(&st);
+#define KM_STATS_COPY(name) out->name = st.name;
+  KM_STATS_FIELDS(KM_STATS_COPY)
+#undef KM_STATS_COPY
 }
 
 }  // extern "C"

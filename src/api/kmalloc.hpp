@@ -46,6 +46,34 @@ inline void check(const void* p) {
   (void)p;
 #endif
 }
+
+// The move-only ownership of one kmem object (arena, pool, fifo): Destroy(p) runs when the owner
+// lets go of it. Made by the owners' constructors only.
+template <class T, void (*Destroy)(T*)>
+class owner {
+ public:
+  owner(owner&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  owner& operator=(owner&& o) noexcept {
+    if (this != &o) {
+      if (p_) Destroy(p_);
+      p_ = std::exchange(o.p_, nullptr);
+    }
+    return *this;
+  }
+  owner(const owner&) = delete;
+  owner& operator=(const owner&) = delete;
+  ~owner() {
+    if (p_) Destroy(p_);
+  }
+
+  T* get() const noexcept { return p_; }
+  T* release() noexcept { return std::exchange(p_, nullptr); }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ protected:
+  explicit owner(T* p) : p_(p) { check(p_); }
+  T* p_;
+};
 }  // namespace detail
 
 // The bytes kmem puts in front of a ref cell's and a tree node's data. A pool used as the `src` of
@@ -92,69 +120,33 @@ struct allocator {
 // ---- owners -----------------------------------------------------------------------------------------
 
 // Owns a kmarena: small requests carved from blocks of blocksz bytes, reset() rewinds them all.
-class arena {
+class arena : public detail::owner<kmarena, kmarenax> {
  public:
-  explicit arena(std::size_t blocksz = 4096) : a_(kmarenai(blocksz)) { detail::check(a_); }
-  arena(arena&& o) noexcept : a_(std::exchange(o.a_, nullptr)) {}
-  arena& operator=(arena&& o) noexcept {
-    if (this != &o) {
-      if (a_) kmarenax(a_);
-      a_ = std::exchange(o.a_, nullptr);
-    }
-    return *this;
-  }
-  arena(const arena&) = delete;
-  arena& operator=(const arena&) = delete;
-  ~arena() {
-    if (a_) kmarenax(a_);
-  }
+  explicit arena(std::size_t blocksz = 4096) : owner(kmarenai(blocksz)) {}
 
-  void* alloc(std::size_t n) noexcept { return kmarenaa(a_, n); }            // 16-aligned
-  void* alloc_unaligned(std::size_t n) noexcept { return kmarenan(a_, n); }  // packed
-  void* zalloc(std::size_t n) noexcept { return kmarenaz(a_, n); }
+  void* alloc(std::size_t n) noexcept { return kmarenaa(p_, n); }            // 16-aligned
+  void* alloc_unaligned(std::size_t n) noexcept { return kmarenan(p_, n); }  // packed
+  void* zalloc(std::size_t n) noexcept { return kmarenaz(p_, n); }
   // Construct a T in the arena. Its destructor is never run, hence trivially destructible types only.
   template <class T, class... Args>
   T* make(Args&&... args) {
     static_assert(std::is_trivially_destructible_v<T>, "arena memory is released without destructors");
     static_assert(alignof(T) <= 16, "arena allocations are 16-aligned");
-    void* p = kmarenaa(a_, sizeof(T));
+    void* p = kmarenaa(p_, sizeof(T));
     if (p == nullptr) detail::bad_alloc();
     return ::new (p) T(std::forward<Args>(args)...);
   }
-  void free(void* p) noexcept { kmarenaf(a_, p); }  // frees large blocks only; small ones wait for reset
-  void reset() noexcept { kmarenar(a_); }
-
-  kmarena* get() const noexcept { return a_; }
-  kmcell* src() const noexcept { return reinterpret_cast<kmcell*>(a_); }  // as a kmem source
-  kmarena* release() noexcept { return std::exchange(a_, nullptr); }
-  explicit operator bool() const noexcept { return a_ != nullptr; }
-
- private:
-  kmarena* a_;
+  void free(void* p) noexcept { kmarenaf(p_, p); }  // frees large blocks only; small ones wait for reset
+  void reset() noexcept { kmarenar(p_); }
+  kmcell* src() const noexcept { return reinterpret_cast<kmcell*>(p_); }  // as a kmem source
 };
 
 // Owns a kmpool of n cells of cellsz bytes, drawn from src (nullptr = the heap).
-class pool {
+class pool : public detail::owner<kmpool, kmpoolx> {
  public:
   pool(std::size_t cellsz, std::size_t n, kmcell* src = nullptr)
-      : p_(kmpooli(src, cellsz, n)), cellsz_(cellsz) {
-    detail::check(p_);
-  }
+      : owner(kmpooli(src, cellsz, n)), cellsz_(cellsz) {}
   pool(std::size_t cellsz, std::size_t n, arena& src) : pool(cellsz, n, src.src()) {}
-  pool(pool&& o) noexcept : p_(std::exchange(o.p_, nullptr)), cellsz_(o.cellsz_) {}
-  pool& operator=(pool&& o) noexcept {
-    if (this != &o) {
-      if (p_) kmpoolx(p_);
-      p_ = std::exchange(o.p_, nullptr);
-      cellsz_ = o.cellsz_;
-    }
-    return *this;
-  }
-  pool(const pool&) = delete;
-  pool& operator=(const pool&) = delete;
-  ~pool() {
-    if (p_) kmpoolx(p_);
-  }
 
   void* alloc() noexcept { return kmpoola(p_); }  // NULL + ENOMEM when exhausted
   void* zalloc() noexcept { return kmpoolz(p_); }
@@ -162,46 +154,22 @@ class pool {
   static void shred(void* cell) noexcept { kmpools(cell); }
 
   std::size_t cell_size() const noexcept { return cellsz_; }
-  kmpool* get() const noexcept { return p_; }
   kmcell* src() const noexcept { return reinterpret_cast<kmcell*>(p_); }  // as a kmem source
-  kmpool* release() noexcept { return std::exchange(p_, nullptr); }
-  explicit operator bool() const noexcept { return p_ != nullptr; }
 
  private:
-  kmpool* p_;
   std::size_t cellsz_;
 };
 
 // Owns a kmfifo over a ring of `capacity` bytes (a power of two; see kmfifop2).
-class fifo {
+class fifo : public detail::owner<kmfifo, kmfifox> {
  public:
-  explicit fifo(std::size_t capacity) : q_(kmfifoi(capacity, 0)) { detail::check(q_); }
-  fifo(fifo&& o) noexcept : q_(std::exchange(o.q_, nullptr)) {}
-  fifo& operator=(fifo&& o) noexcept {
-    if (this != &o) {
-      if (q_) kmfifox(q_);
-      q_ = std::exchange(o.q_, nullptr);
-    }
-    return *this;
-  }
-  fifo(const fifo&) = delete;
-  fifo& operator=(const fifo&) = delete;
-  ~fifo() {
-    if (q_) kmfifox(q_);
-  }
+  explicit fifo(std::size_t capacity) : owner(kmfifoi(capacity, 0)) {}
 
   // These return 0 or an errno value, as kmfifopush / kmfifoshift / kmfifof do.
-  int push(const void* data, std::size_t n) noexcept { return kmfifopush(q_, data, n); }
-  int shift(void* buf, std::size_t bufsize, std::size_t& n) noexcept { return kmfifoshift(q_, buf, &n, bufsize); }
-  void* reserve(std::size_t n) noexcept { return kmfifoa(q_, n); }  // NULL + errno
-  int free_oldest(void* p) noexcept { return kmfifof(q_, p); }
-
-  kmfifo* get() const noexcept { return q_; }
-  kmfifo* release() noexcept { return std::exchange(q_, nullptr); }
-  explicit operator bool() const noexcept { return q_ != nullptr; }
-
- private:
-  kmfifo* q_;
+  int push(const void* data, std::size_t n) noexcept { return kmfifopush(p_, data, n); }
+  int shift(void* buf, std::size_t bufsize, std::size_t& n) noexcept { return kmfifoshift(p_, buf, &n, bufsize); }
+  void* reserve(std::size_t n) noexcept { return kmfifoa(p_, n); }  // NULL + errno
+  int free_oldest(void* p) noexcept { return kmfifof(p_, p); }
 };
 
 // A mark on this thread's linear stack; everything kmlina'd after it is released when it goes out

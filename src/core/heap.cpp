@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
-#include <pthread.h>
 
 #include "core/diag.h"
 #include "core/invariants.h"
@@ -30,7 +29,6 @@ constinit Page g_empty_page{};
 constinit Heap g_empty_heap(&g_empty_page);
 constinit Heap g_dead_heap(&g_empty_page);
 constinit thread_local Heap* tl_heap = &g_empty_heap;
-constinit thread_local int tl_locks_held = 0;
 
 namespace {
 std::atomic<size_t> g_heap_count{0};   // heaps ever made (they are reused, never freed)
@@ -42,7 +40,7 @@ SpinLock g_pool_lock;          // guards the pool and every heap in it
 Heap* g_pool = nullptr;        // heaps whose thread has exited
 SpinLock g_orphan_lock;        // guards g_orphan
 Heap* g_orphan = nullptr;      // serves threads that allocate after their heap went to the pool
-pthread_key_t g_thread_key;
+os::ThreadKey g_thread_key;
 std::atomic<bool> g_key_ready{false};
 }  // namespace
 
@@ -476,11 +474,11 @@ Heap* heap_acquire() {
     static SpinLock key_lock;
     LockGuard g(key_lock);
     if (!g_key_ready.load(std::memory_order_relaxed)) {
-      pthread_key_create(&g_thread_key, thread_exit);
+      os::thread_key_create(&g_thread_key, thread_exit);
       g_key_ready.store(true, std::memory_order_release);
     }
   }
-  pthread_setspecific(g_thread_key, h);
+  os::thread_key_set(g_thread_key, h);
   return h;
 }
 
@@ -497,10 +495,8 @@ void thread_exit(void* arg) {
     h->abandoned.store(true, std::memory_order_seq_cst);
     if (h->segments) g_pool_has_memory.store(true, std::memory_order_relaxed);
   }
-  // The pooled heap's cells may be freed by other threads from now on, or were already (before it
-  // was marked abandoned): the purger drains and thins it within the delay. A thread exited, so the
-  // program has threads of its own: the purger may start.
-  if (h->segments || h->remote.load(std::memory_order_seq_cst)) purge_schedule(true);
+  // Frees that came in before it was marked abandoned woke nobody: the purger drains them.
+  if (h->remote.load(std::memory_order_seq_cst)) purge_schedule();
 }
 
 }  // namespace
@@ -558,9 +554,10 @@ void remote_push(Heap* owner, Block* b, uint32_t bytes) {
   do b->next = head;
   while (!owner->remote.compare_exchange_weak(head, b, std::memory_order_release,
                                               std::memory_order_relaxed));
-  // The first cell on an exited thread's stack: nobody would collect it, so the purger drains it
-  // (and thins the pages it empties) within the purge delay.
-  if (head == nullptr && owner->abandoned.load(std::memory_order_seq_cst)) purge_schedule(true);
+  // The first cell on an exited thread's stack: nobody would collect it, so the purger (if the
+  // program has one) drains it and thins the pages it empties within the purge delay. This path
+  // never starts the purger: its thread's TLS comes from malloc, amid the program's own counts.
+  if (head == nullptr && owner->abandoned.load(std::memory_order_seq_cst)) purge_schedule();
 }
 
 void free_slow(void* p, Page* page) {

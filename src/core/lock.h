@@ -9,16 +9,21 @@
 // which is safe. No lock is taken on any fast path.
 #pragma once
 #include <atomic>
-#include <sched.h>
 
 #include "core/config.h"
+#include "platform/os.h"
 
 namespace km {
 
-extern constinit thread_local int tl_locks_held;   // allocator locks the calling thread holds
+// Allocator locks the calling thread holds or is about to take (defined here: the lock owns it).
+inline constinit thread_local int tl_locks_held = 0;
 
 class SpinLock {
  public:
+  // Critical sections are a few list operations: a holder that is running releases within a few
+  // dozen pauses; past that it was likely preempted, so give it the CPU.
+  static constexpr unsigned kSpinsBeforeYield = 64;
+
   void lock() {
     ++tl_locks_held;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);   // counted before the lock can be ours
@@ -27,8 +32,8 @@ class SpinLock {
       if (KM_LIKELY(holder_.compare_exchange_weak(expected, 1, std::memory_order_acquire,
                                                   std::memory_order_relaxed)))
         return;
-      if (spins > 64) sched_yield();
-      else __builtin_ia32_pause();
+      if (spins > kSpinsBeforeYield) os::yield();
+      else os::cpu_relax();
     }
   }
   bool try_lock() {

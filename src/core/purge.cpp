@@ -10,13 +10,7 @@
 #include "core/purge.h"
 
 #include <atomic>
-#include <climits>
-#include <csignal>
-#include <ctime>
-#include <linux/futex.h>
-#include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include <cstdint>
 
 #include "core/heap.h"
 #include "core/huge.h"
@@ -37,12 +31,10 @@ SpinLock g_pass_lock;                   // one pass at a time; first in the fork
 constexpr size_t kMaxDirtyUnthreaded = size_t(16) << 20;
 constexpr size_t kMaxDirtyHard = size_t(1) << 30;
 
-void futex_wait(std::atomic<uint32_t>* w, uint32_t seen, const timespec* timeout) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAIT_PRIVATE, seen, timeout, nullptr, 0);
-}
-void futex_wake(std::atomic<uint32_t>* w) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-}
+// The purger's stack: a pass walks lists and calls the platform, nothing recursive or big.
+constexpr size_t kPurgerStack = 64 * 1024;
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "g_work is a futex word");
+const uint32_t* futex_word() { return reinterpret_cast<const uint32_t*>(&g_work); }
 
 // Is any free slot still dirty anywhere?
 bool anything_dirty() {
@@ -52,51 +44,30 @@ bool anything_dirty() {
   return false;
 }
 
-void* purger_main(void*) {
+[[noreturn]] void purger_main() {
   for (;;) {
     uint32_t seen = g_work.load(std::memory_order_acquire);
     long delay = option(Opt::purge_delay_ms);
     purge_expired(os::now_ms() - delay);
     heaps_drain_abandoned();
     bool pending = anything_dirty() || huge_cached_bytes() > 0;
-    timespec ts{};
-    if (pending) {
-      long wait_ms = delay / 2 + 1;
-      ts.tv_sec = wait_ms / 1000;
-      ts.tv_nsec = (wait_ms % 1000) * 1000000L;
-    }
     // Only an indefinite wait needs waking: a timed one comes back within the delay by itself, and
     // waking it on every retired page would cost a syscall and a context switch each time.
     if (pending) {
-      nanosleep(&ts, nullptr);
+      os::sleep_ms(delay / 2 + 1);
       continue;
     }
     g_sleeping.store(true, std::memory_order_seq_cst);
-    if (g_work.load(std::memory_order_seq_cst) == seen) futex_wait(&g_work, seen, nullptr);
+    if (g_work.load(std::memory_order_seq_cst) == seen) os::futex_wait(futex_word(), seen);
     g_sleeping.store(false, std::memory_order_relaxed);
   }
-  return nullptr;
 }
 
 void start_thread() {
   int expected = 0;
   if (!g_thread_state.compare_exchange_strong(expected, 1)) return;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);   // the purger must never take the program's signals
-  pthread_t t;
-  int rc = pthread_create(&t, &attr, purger_main, nullptr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    g_thread_state.store(-1);
-    return;
-  }
-  pthread_setname_np(t, "kmalloc-purge");
+  // All signals blocked in it: the purger must never take the program's signals.
+  if (!os::start_thread(purger_main, "kmalloc-purge", kPurgerStack)) g_thread_state.store(-1);
 }
 }  // namespace
 
@@ -119,17 +90,17 @@ size_t purge_expired(int64_t cutoff_ms) {
   return purge_pass(cutoff_ms);
 }
 
-void purge_schedule(bool threaded) {
+void purge_schedule() {
   long delay = option(Opt::purge_delay_ms);
   if (delay < 0) return;   // never
   g_work.fetch_add(1, std::memory_order_seq_cst);
   int state = g_thread_state.load(std::memory_order_relaxed);
-  if (state == 0 && option(Opt::purge_thread) && (threaded || live_heaps() >= 2)) {
+  if (state == 0 && option(Opt::purge_thread) && live_heaps() >= 2) {
     start_thread();
     state = g_thread_state.load(std::memory_order_relaxed);
   }
   if (state == 1) {
-    if (g_sleeping.load(std::memory_order_seq_cst)) futex_wake(&g_work);
+    if (g_sleeping.load(std::memory_order_seq_cst)) os::futex_wake_one(futex_word());
     return;
   }
   // No thread: purge what waited out the delay on allocator calls (see kMaxDirtyUnthreaded), all of

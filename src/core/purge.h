@@ -7,9 +7,7 @@
 
 namespace km {
 // Free slots or cached large blocks were just made dirty: make sure something purges them in time.
-// threaded: the caller knows the program has threads of its own (the purger may start even if fewer
-// than two heaps are in use, e.g. threads that only free).
-void purge_schedule(bool threaded = false);
+void purge_schedule();
 // Purge everything freed at or before cutoff_ms (INT64_MAX: everything). Returns bytes released.
 size_t purge_expired(int64_t cutoff_ms);
 void purge_fork_prepare();

@@ -8,9 +8,8 @@
 #include "core/runtime.h"
 
 #include <atomic>
-#include <pthread.h>
-#include <sched.h>
 
+#include "core/diag.h"
 #include "core/heap.h"
 #include "core/meta.h"
 #include "core/options.h"
@@ -55,12 +54,24 @@ void fork_child() {
   purge_fork_child();
   tl_locks_held = 0;
 }
+
+// Before anything is mapped: on a kernel page other than os::kPageSize the layers above would guard,
+// purge and trim at the wrong granularity (see os::page_size_supported), so refuse to start.
+void check_page_size() {
+  size_t kernel = os::kernel_page_size();
+  if (KM_LIKELY(os::page_size_supported(kernel, os::kPageSize))) return;
+  Msg m;
+  m.str("unsupported page size ").num(kernel).str(" (built for ").num(os::kPageSize).str(")\n");
+  m.emit_stderr();
+  os::abort_now();
+}
 }  // namespace
 
 void runtime_init() {
   if (KM_LIKELY(g_init_state.load(std::memory_order_acquire) == 2)) return;
   int expected = 0;
   if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    check_page_size();
     options_init();
     secure_init();
     g_page_secret = os::random_u64();   // free tags: unguessable, so no user data matches one
@@ -69,13 +80,13 @@ void runtime_init() {
     if (option(Opt::stats)) os::keep_stderr();
     return;
   }
-  while (g_init_state.load(std::memory_order_acquire) != 2) sched_yield();
+  while (g_init_state.load(std::memory_order_acquire) != 2) os::yield();
 }
 
 // Runs when the library is loaded (LD_PRELOAD or -lkmalloc), after libc is up.
 __attribute__((constructor)) static void kmalloc_load() {
   runtime_init();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  os::on_fork(fork_prepare, fork_parent, fork_child);
 }
 
 // Runs at exit (after the program's own destructors).

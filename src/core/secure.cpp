@@ -7,6 +7,7 @@
 #include "core/diag.h"
 #include "core/options.h"
 #include "core/size_class.h"
+#include "core/zero.h"
 #include "platform/os.h"
 
 namespace km {
@@ -99,10 +100,7 @@ bool secure_guard(void* page) {
   return false;
 }
 
-void secure_zero(void* p, size_t n) {
-  std::memset(p, 0, n);
-  __asm__ __volatile__("" : : "r"(p) : "memory");   // the stores must happen
-}
+void secure_zero(void* p, size_t n) { zero_explicit(p, n); }
 
 unsigned secure_lane(size_t size, unsigned lane) {
   size_t cell = lane_size(lane);

@@ -19,6 +19,14 @@ std::atomic<size_t> g_dirty_bytes{0};
 uint64_t g_page_secret = 0x5DEECE66Dull;   // replaced by random bits at start-up (runtime.cpp)
 
 namespace {
+// The free slots of mask m become used (s->lock held); the dirty ones among them are resident again.
+void take_run(Segment* s, uint64_t m) {
+  g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots & m)) << kSlotShift,
+                          std::memory_order_relaxed);
+  s->free_slots &= ~m;
+  set_dirty_slots(s, s->dirty_slots & ~m);
+}
+
 // A mask of `n` consecutive slots starting at `first`.
 uint64_t run_mask(unsigned first, unsigned n) {
   return (n >= 64 ? ~uint64_t(0) : ((uint64_t(1) << n) - 1)) << first;
@@ -122,10 +130,7 @@ unsigned segment_take_slots(Segment* s, unsigned n, bool* zero) {
   unsigned first = unsigned(__builtin_ctzll(dirty_run ? dirty_run : run));
   uint64_t m = run_mask(first, n);
   *zero = (s->dirty_slots & m) == 0;
-  g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots & m)) << kSlotShift,
-                          std::memory_order_relaxed);
-  s->free_slots &= ~m;
-  set_dirty_slots(s, s->dirty_slots & ~m);
+  take_run(s, m);
   return first;
 }
 
@@ -134,10 +139,7 @@ bool segment_take_slots_at(Segment* s, unsigned first, unsigned n) {
   uint64_t m = run_mask(first, n);
   LockGuard g(s->lock);
   if ((s->free_slots & m) != m) return false;
-  g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots & m)) << kSlotShift,
-                          std::memory_order_relaxed);
-  s->free_slots &= ~m;
-  set_dirty_slots(s, s->dirty_slots & ~m);
+  take_run(s, m);
   return true;
 }
 

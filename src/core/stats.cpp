@@ -62,7 +62,7 @@ void stats_peak_update() {
                        g_huge_bytes.load(std::memory_order_relaxed));
 }
 
-void stats_get(km_stats* out) {
+void stats_get(Stats* out) {
   size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
   size_t resident = 0;
   cells_in_use(bytes, cells, &resident);
@@ -95,7 +95,7 @@ void stats_get(km_stats* out) {
 }
 
 void stats_print() {
-  km_stats st;
+  Stats st;
   stats_get(&st);
   size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
   cells_in_use(bytes, cells, nullptr);

@@ -117,7 +117,7 @@ void free_large_all(kmarena* a) {
 }  // namespace
 
 // An arena whose blocks hold blocksz bytes (rounded up to 16). EINVAL for 0, ENOMEM on overflow.
-KM_EXPORT kmarena* kmarenai(size_t blocksz) {
+extern "C" KM_EXPORT kmarena* kmarenai(size_t blocksz) {
   if (blocksz == 0) {
     errno = EINVAL;
     return nullptr;
@@ -140,7 +140,7 @@ KM_EXPORT kmarena* kmarenai(size_t blocksz) {
 }
 
 // Free everything: large allocations, blocks, the arena.
-KM_EXPORT void kmarenax(kmarena* a) {
+extern "C" KM_EXPORT void kmarenax(kmarena* a) {
   if (!valid(a)) {
     errno = EINVAL;
     return;
@@ -157,7 +157,7 @@ KM_EXPORT void kmarenax(kmarena* a) {
 }
 
 // Free the large allocations and rewind every block: the next request starts at the first block.
-KM_EXPORT void kmarenar(kmarena* a) {
+extern "C" KM_EXPORT void kmarenar(kmarena* a) {
   if (!valid(a)) {
     errno = EINVAL;
     return;
@@ -167,10 +167,10 @@ KM_EXPORT void kmarenar(kmarena* a) {
   a->cur = a->head;
 }
 
-KM_EXPORT void* kmarenaa(kmarena* a, size_t n) { return alloc(a, n, true); }
-KM_EXPORT void* kmarenan(kmarena* a, size_t n) { return alloc(a, n, false); }
+extern "C" KM_EXPORT void* kmarenaa(kmarena* a, size_t n) { return alloc(a, n, true); }
+extern "C" KM_EXPORT void* kmarenan(kmarena* a, size_t n) { return alloc(a, n, false); }
 
-KM_EXPORT void* kmarenaz(kmarena* a, size_t n) {
+extern "C" KM_EXPORT void* kmarenaz(kmarena* a, size_t n) {
   void* p = alloc(a, n, true);
   if (p != nullptr) std::memset(p, 0, n);
   return p;
@@ -178,7 +178,7 @@ KM_EXPORT void* kmarenaz(kmarena* a, size_t n) {
 
 // Free a large allocation now; small ones live until kmarenar/kmarenax, so they are ignored (as is
 // NULL). A NULL or destroyed arena gets EINVAL.
-KM_EXPORT void kmarenaf(kmarena* a, void* p) {
+extern "C" KM_EXPORT void kmarenaf(kmarena* a, void* p) {
   if (!valid(a)) {
     errno = EINVAL;
     return;

@@ -1,22 +1,20 @@
 // cell.h — what every kmem source and managed cell starts with, and the one place that dispatches an
 // allocation to its source (NULL = the heap, a kmpool, or a kmarena).
 //
-// Layering: kmem sits on the core's public km_* functions and on platform/os.h; it never calls libc
-// malloc, throws, or uses RTTI. Nothing here has a dynamic initialiser.
+// Layering: kmem sits on the core's public km_* functions, on platform/os.h and on the core's
+// config.h (KM_EXPORT, KM_LIKELY, ...) and zero.h; it never calls libc malloc, throws, or uses RTTI.
+// Nothing here has a dynamic initialiser. Exported functions are defined `extern "C" KM_EXPORT`.
 #pragma once
 
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <new>
 
+#include "core/config.h"
+#include "core/zero.h"
 #include "kmalloc.h"
-
-#define KM_EXPORT extern "C" __attribute__((visibility("default")))
-#define KM_LIKELY(x) __builtin_expect(!!(x), 1)
-#define KM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 // The header of every source (kmpool, kmarena, kmfifo: the first field) and of every managed cell
 // with a header of its own (ref, tree node: the last field, right before the data, so p - 16 tells
@@ -63,15 +61,19 @@ inline bool cell_is(const kmcell* c, kmkind kind) {
   return c != nullptr && c->kind == static_cast<uint32_t>(kind) && c->magic == kCellMagic;
 }
 
+// The header H (ending in `kmcell id`) right before a managed cell's data p, if p is a live cell of
+// that kind (16-aligned, the header's kind and magic right); else NULL.
+template <class H>
+inline H* live_header(void* p, kmkind kind) {
+  if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & (kAlign - 1)) != 0) return nullptr;
+  H* h = static_cast<H*>(p) - 1;
+  return cell_is(&h->id, kind) ? h : nullptr;
+}
+
 inline bool cell_shred(kmcell* c) { return std::atomic_ref<uint8_t>(c->shred).load(std::memory_order_acquire) != 0; }
 inline void cell_taint(kmcell* c) { std::atomic_ref<uint8_t>(c->shred).store(kmshred_yes, std::memory_order_release); }
 
-// The zeroing the compiler cannot remove: the empty asm claims to read the memory afterwards.
-inline void zero_now(void* p, size_t n) {
-  if (n == 0) return;
-  std::memset(p, 0, n);
-  __asm__ __volatile__("" : : "r"(p) : "memory");
-}
+using km::zero_explicit;   // shredding: the zeroing the compiler cannot remove
 
 // ---- sources ---------------------------------------------------------------------------------------
 // A source is NULL (the heap), a kmpool or a kmarena. src_ok refuses anything else (EINVAL).

@@ -68,7 +68,7 @@ inline void pop(kmfifo* q, size_t len) {
 
 // A queue over a ring of `capacity` bytes (a power of two, else EINVAL; see kmfifop2). `flags` is
 // reserved and must be 0 (EINVAL). NULL + errno on failure.
-KM_EXPORT kmfifo* kmfifoi(size_t capacity, unsigned flags) {
+extern "C" KM_EXPORT kmfifo* kmfifoi(size_t capacity, unsigned flags) {
   if (capacity == 0 || (capacity & (capacity - 1)) != 0 || flags != 0) {
     errno = EINVAL;
     return nullptr;
@@ -89,7 +89,7 @@ KM_EXPORT kmfifo* kmfifoi(size_t capacity, unsigned flags) {
   return q;
 }
 
-KM_EXPORT void kmfifox(kmfifo* q) {
+extern "C" KM_EXPORT void kmfifox(kmfifo* q) {
   if (!valid(q)) {
     errno = EINVAL;
     return;
@@ -100,7 +100,7 @@ KM_EXPORT void kmfifox(kmfifo* q) {
 
 // Copy n bytes in as the newest chunk. 0, or EINVAL / EMSGSIZE (n > 65534 or n + 2 > capacity) /
 // ENOBUFS (full).
-KM_EXPORT int kmfifopush(kmfifo* q, const void* data, size_t n) {
+extern "C" KM_EXPORT int kmfifopush(kmfifo* q, const void* data, size_t n) {
   if (data == nullptr) return EINVAL;
   unsigned char* p;
   int rc = reserve(q, n, &p);
@@ -110,7 +110,7 @@ KM_EXPORT int kmfifopush(kmfifo* q, const void* data, size_t n) {
 
 // Copy the oldest chunk into buf, store its length in *n and free it. 0, or EINVAL, ENOENT (empty),
 // EMSGSIZE (bufsize < length: *n gets the length and the chunk stays).
-KM_EXPORT int kmfifoshift(kmfifo* q, void* buf, size_t* n, size_t bufsize) {
+extern "C" KM_EXPORT int kmfifoshift(kmfifo* q, void* buf, size_t* n, size_t bufsize) {
   if (!valid(q) || n == nullptr || (buf == nullptr && bufsize != 0)) return EINVAL;
   if (q->count == 0) return ENOENT;
   const unsigned char* c = q->buf + q->head;
@@ -124,7 +124,7 @@ KM_EXPORT int kmfifoshift(kmfifo* q, void* buf, size_t* n, size_t bufsize) {
 
 // Reserve a contiguous chunk of n bytes in place (no alignment: bytes follow a 2-byte cookie). NULL
 // + errno as kmfifopush returns it.
-KM_EXPORT void* kmfifoa(kmfifo* q, size_t n) {
+extern "C" KM_EXPORT void* kmfifoa(kmfifo* q, size_t n) {
   unsigned char* p;
   int rc = reserve(q, n, &p);
   if (rc != 0) {
@@ -135,7 +135,7 @@ KM_EXPORT void* kmfifoa(kmfifo* q, size_t n) {
 }
 
 // Free the oldest chunk, which p must be (else EINVAL; ENOENT when the queue is empty).
-KM_EXPORT int kmfifof(kmfifo* q, void* p) {
+extern "C" KM_EXPORT int kmfifof(kmfifo* q, void* p) {
   if (!valid(q) || p == nullptr) return EINVAL;
   if (q->count == 0) return ENOENT;
   const unsigned char* c = q->buf + q->head;
@@ -145,7 +145,7 @@ KM_EXPORT int kmfifof(kmfifo* q, void* p) {
 }
 
 // The smallest power of two >= n (1 for 0); 0 + ERANGE when that does not fit in size_t.
-KM_EXPORT size_t kmfifop2(size_t n) {
+extern "C" KM_EXPORT size_t kmfifop2(size_t n) {
   if (n <= 1) return 1;
   if (n > (SIZE_MAX >> 1) + 1) {
     errno = ERANGE;

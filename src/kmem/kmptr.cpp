@@ -35,7 +35,7 @@ void release(kmptr p, bool shred) {
     case kmkind_arena: {
       kmarena* a = reinterpret_cast<kmarena*>(p.cell);
       if (shred) {
-        if (size_t n = arena_large_size(a, p.ref)) zero_now(p.ref, n);
+        if (size_t n = arena_large_size(a, p.ref)) zero_explicit(p.ref, n);
       }
       kmarenaf(a, p.ref);
       break;
@@ -48,16 +48,16 @@ void release(kmptr p, bool shred) {
 }  // namespace
 
 // Free, downref or ignore, as the kind says. A tainted kmptr is shredded.
-KM_EXPORT void kmfree(kmptr p) { release(p, false); }
+extern "C" KM_EXPORT void kmfree(kmptr p) { release(p, false); }
 // The same, zeroing the contents if this deallocates (lin/none/arena-small objects: no size known,
 // so nothing is zeroed; zero them with kmzero first if needed).
-KM_EXPORT void kmshred(kmptr p) { release(p, true); }
+extern "C" KM_EXPORT void kmshred(kmptr p) { release(p, true); }
 
-KM_EXPORT kmptr kmstat(void* raw) { return kmptr{kmkind_none, kmshred_no, raw, nullptr}; }
+extern "C" KM_EXPORT kmptr kmstat(void* raw) { return kmptr{kmkind_none, kmshred_no, raw, nullptr}; }
 
 // Shred when freed: the kmptr, and the cell itself for kinds with a per-object flag (pool, ref,
 // tree), so raw kmpoolf/kmreff/kmtreef of the same object shred too.
-KM_EXPORT void kmtaint(kmptr* p) {
+extern "C" KM_EXPORT void kmtaint(kmptr* p) {
   if (p == nullptr) {
     errno = EINVAL;
     return;
@@ -71,27 +71,27 @@ KM_EXPORT void kmtaint(kmptr* p) {
   }
 }
 
-KM_EXPORT void kmzero(void* p, size_t n) {
+extern "C" KM_EXPORT void kmzero(void* p, size_t n) {
   if (p == nullptr) {
     if (n != 0) errno = EINVAL;
     return;
   }
-  zero_now(p, n);
+  zero_explicit(p, n);
 }
 
 // Zero the object p points at; EINVAL for kinds whose size is not recorded (none, lin, fifo,
 // small arena allocations).
-KM_EXPORT void kmozero(kmptr p) {
+extern "C" KM_EXPORT void kmozero(kmptr p) {
   size_t n = object_size(p);
   if (n == 0) {
     errno = EINVAL;
     return;
   }
-  zero_now(p.ref, n);
+  zero_explicit(p.ref, n);
 }
 
 // memmove semantics (overlap allowed). NULL with n > 0 gets EINVAL.
-KM_EXPORT void kmcopy(void* dst, const void* src, size_t n) {
+extern "C" KM_EXPORT void kmcopy(void* dst, const void* src, size_t n) {
   if (n == 0) return;
   if (dst == nullptr || src == nullptr) {
     errno = EINVAL;
@@ -103,7 +103,7 @@ KM_EXPORT void kmcopy(void* dst, const void* src, size_t n) {
 // A copy of the object as its sibling: same kind and source (heap, same pool, same ref source with
 // a count of one, same tree parent). Kinds without a recorded size (none, lin, arena, fifo) get
 // EINVAL and a kmkind_none result with ref NULL; so does an allocation failure (with its errno).
-KM_EXPORT kmptr kmdup(kmptr p) {
+extern "C" KM_EXPORT kmptr kmdup(kmptr p) {
   kmptr out{kmkind_none, kmshred_no, nullptr, nullptr};
   size_t n = object_size(p);
   if (n == 0 || p.kind == kmkind_arena) {

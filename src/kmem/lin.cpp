@@ -36,8 +36,8 @@ struct LinState {
 };
 constinit thread_local LinState tls __attribute__((tls_model("initial-exec"))) = {};
 
-pthread_key_t key;
-pthread_once_t key_once = PTHREAD_ONCE_INIT;
+km::os::ThreadKey key;
+pthread_once_t key_once = PTHREAD_ONCE_INIT;   // libc's one-time initialisation, not a kernel call
 
 void unmap_chunk(Chunk* c) { km::os::unmap(c, c->mapped); }
 
@@ -59,7 +59,7 @@ void on_thread_exit(void* arg) {
   *s = LinState{};
 }
 
-void make_key() { pthread_key_create(&key, on_thread_exit); }
+void make_key() { km::os::thread_key_create(&key, on_thread_exit); }
 
 // Hand a chunk back: keep up to kKeep standard chunks as spares, unmap the rest.
 void release_chunk(LinState& s, Chunk* c) {
@@ -77,7 +77,7 @@ __attribute__((noinline, cold)) bool grow(size_t need) {
   LinState& s = tls;
   if (!s.cleanup) {
     pthread_once(&key_once, make_key);
-    pthread_setspecific(key, &s);
+    km::os::thread_key_set(key, &s);
     s.cleanup = true;
   }
   size_t size = kChunk;
@@ -132,15 +132,15 @@ inline void* bump(size_t n) {
 }  // namespace
 
 // The current top of this thread's stack, as a mark for kmlinx. Maps the first chunk if needed.
-KM_EXPORT void* kmlini(void) {
+extern "C" KM_EXPORT void* kmlini(void) {
   LinState& s = tls;
   if (s.cur == nullptr && !grow(0)) return nullptr;
   return s.top;
 }
 
-KM_EXPORT void* kmlina(size_t n) { return bump(n); }
+extern "C" KM_EXPORT void* kmlina(size_t n) { return bump(n); }
 
-KM_EXPORT void* kmlinz(size_t n) {
+extern "C" KM_EXPORT void* kmlinz(size_t n) {
   void* p = bump(n);
   if (p != nullptr) std::memset(p, 0, n);
   return p;
@@ -148,7 +148,7 @@ KM_EXPORT void* kmlinz(size_t n) {
 
 // Release everything allocated after `mark` (a value kmlini returned, or a pointer kmlina returned)
 // and return the mark; NULL + EINVAL if it is not a top this thread's stack has had.
-KM_EXPORT void* kmlinx(void* mark) {
+extern "C" KM_EXPORT void* kmlinx(void* mark) {
   LinState& s = tls;
   char* m = static_cast<char*>(mark);
   if (m == nullptr || (reinterpret_cast<uintptr_t>(m) & 15) != 0 || s.cur == nullptr) {

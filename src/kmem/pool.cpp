@@ -89,7 +89,7 @@ void give(void* p, bool shred) {
     return;
   }
   kmpool* pool = h->pool;
-  if (shred || (h->link & kShred) != 0 || cell_shred(&pool->id)) zero_now(p, pool->id.size);
+  if (shred || (h->link & kShred) != 0 || cell_shred(&pool->id)) zero_explicit(p, pool->id.size);
   h->link = reinterpret_cast<uintptr_t>(pool->free);
   pool->free = h;
   pool->live--;
@@ -111,7 +111,7 @@ using namespace km::kmem;
 
 // Pool of n cells of cellsz bytes drawn from src. EINVAL: zero sizes or a bad src; ENOMEM: overflow
 // or no memory.
-KM_EXPORT kmpool* kmpooli(kmcell* src, size_t cellsz, size_t n) {
+extern "C" KM_EXPORT kmpool* kmpooli(kmcell* src, size_t cellsz, size_t n) {
   if (cellsz == 0 || n == 0 || !src_ok(src)) {
     errno = EINVAL;
     return nullptr;
@@ -139,7 +139,7 @@ KM_EXPORT kmpool* kmpooli(kmcell* src, size_t cellsz, size_t n) {
 }
 
 // Release the pool and every cell in it (live cells become invalid).
-KM_EXPORT void kmpoolx(kmpool* pool) {
+extern "C" KM_EXPORT void kmpoolx(kmpool* pool) {
   if (!cell_is(reinterpret_cast<kmcell*>(pool), kmkind_pool)) {
     errno = EINVAL;
     return;
@@ -149,7 +149,7 @@ KM_EXPORT void kmpoolx(kmpool* pool) {
   src_free(pool->src, pool, pool->total, shred);
 }
 
-KM_EXPORT void* kmpoola(kmpool* pool) {
+extern "C" KM_EXPORT void* kmpoola(kmpool* pool) {
   if (KM_UNLIKELY(!cell_is(reinterpret_cast<kmcell*>(pool), kmkind_pool))) {
     errno = EINVAL;
     return nullptr;
@@ -157,28 +157,28 @@ KM_EXPORT void* kmpoola(kmpool* pool) {
   return take(pool);
 }
 
-KM_EXPORT void* kmpoolz(kmpool* pool) {
+extern "C" KM_EXPORT void* kmpoolz(kmpool* pool) {
   void* p = kmpoola(pool);
   if (p != nullptr) std::memset(p, 0, pool->id.size);
   return p;
 }
 
-KM_EXPORT kmptr kmpoolao(kmpool* pool) {
+extern "C" KM_EXPORT kmptr kmpoolao(kmpool* pool) {
   void* p = kmpoola(pool);
   return kmptr{p ? kmkind_pool : kmkind_none, kmshred_no, p, p ? &pool->id : nullptr};
 }
 
-KM_EXPORT kmptr kmpoolzo(kmpool* pool) {
+extern "C" KM_EXPORT kmptr kmpoolzo(kmpool* pool) {
   void* p = kmpoolz(pool);
   return kmptr{p ? kmkind_pool : kmkind_none, kmshred_no, p, p ? &pool->id : nullptr};
 }
 
 // Free a cell to the pool it came from (found from the cell). NULL is ignored; a pointer that is not
 // a live pool cell gets EINVAL.
-KM_EXPORT void kmpoolf(void* cell) {
+extern "C" KM_EXPORT void kmpoolf(void* cell) {
   if (cell != nullptr) give(cell, false);
 }
 
-KM_EXPORT void kmpools(void* cell) {
+extern "C" KM_EXPORT void kmpools(void* cell) {
   if (cell != nullptr) give(cell, true);
 }

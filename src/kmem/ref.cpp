@@ -18,11 +18,7 @@ using namespace km::kmem;
 
 inline RefCell* header(void* p) { return static_cast<RefCell*>(p) - 1; }
 
-inline RefCell* live(void* p) {
-  if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) != 0) return nullptr;
-  RefCell* h = header(p);
-  return cell_is(&h->id, kmkind_ref) ? h : nullptr;
-}
+inline RefCell* live(void* p) { return live_header<RefCell>(p, kmkind_ref); }
 
 void* make(kmcell* src, size_t n, bool zero) {
   size_t total;
@@ -54,7 +50,7 @@ void drop(void* p, bool shred) {
   if (h->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   h->id.magic = 0;
   bool s = cell_shred(&h->id);
-  if (s) zero_now(h + 1, h->id.size - sizeof(RefCell));
+  if (s) zero_explicit(h + 1, h->id.size - sizeof(RefCell));
   src_free(h->src, h, h->id.size, false);
 }
 
@@ -76,13 +72,13 @@ void ref_taint(void* p) {
 }
 }  // namespace km::kmem
 
-KM_EXPORT void* kmrefa(kmcell* src, size_t n) { return make(src, n, false); }
-KM_EXPORT void* kmrefz(kmcell* src, size_t n) { return make(src, n, true); }
-KM_EXPORT kmptr kmrefao(kmcell* src, size_t n) { return wrap(make(src, n, false)); }
-KM_EXPORT kmptr kmrefzo(kmcell* src, size_t n) { return wrap(make(src, n, true)); }
+extern "C" KM_EXPORT void* kmrefa(kmcell* src, size_t n) { return make(src, n, false); }
+extern "C" KM_EXPORT void* kmrefz(kmcell* src, size_t n) { return make(src, n, true); }
+extern "C" KM_EXPORT kmptr kmrefao(kmcell* src, size_t n) { return wrap(make(src, n, false)); }
+extern "C" KM_EXPORT kmptr kmrefzo(kmcell* src, size_t n) { return wrap(make(src, n, true)); }
 
 // One more reference; returns p (NULL + EINVAL if p is not a live ref cell).
-KM_EXPORT void* kmrefu(void* p) {
+extern "C" KM_EXPORT void* kmrefu(void* p) {
   RefCell* h = live(p);
   if (h == nullptr) {
     errno = EINVAL;
@@ -93,6 +89,6 @@ KM_EXPORT void* kmrefu(void* p) {
 }
 
 // Drop a reference; the last one frees the cell (shredding it if it was ever marked).
-KM_EXPORT void kmreff(void* p) { drop(p, false); }
+extern "C" KM_EXPORT void kmreff(void* p) { drop(p, false); }
 // Drop a reference and mark the cell for shredding: whoever drops the last reference zeroes it.
-KM_EXPORT void kmrefs(void* p) { drop(p, true); }
+extern "C" KM_EXPORT void kmrefs(void* p) { drop(p, true); }

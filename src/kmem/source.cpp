@@ -24,12 +24,12 @@ void* src_alloc(kmcell* src, size_t n) {
 
 void src_free(kmcell* src, void* p, size_t n, bool shred) {
   if (src == nullptr) {
-    if (shred) zero_now(p, n);
+    if (shred) zero_explicit(p, n);
     km_free(p);
   } else if (cell_is(src, kmkind_pool)) {
     if (shred) kmpools(p); else kmpoolf(p);
   } else if (cell_is(src, kmkind_arena)) {
-    if (shred) zero_now(p, n);
+    if (shred) zero_explicit(p, n);
     kmarenaf(reinterpret_cast<kmarena*>(src), p);
   }
   // Otherwise the source was destroyed before this cell, and the cell's memory went with it.

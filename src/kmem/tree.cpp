@@ -22,11 +22,7 @@ using namespace km::kmem;
 
 inline Node* header(void* p) { return static_cast<Node*>(p) - 1; }
 
-inline Node* live(void* p) {
-  if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) != 0) return nullptr;
-  Node* h = header(p);
-  return cell_is(&h->id, kmkind_tree) ? h : nullptr;
-}
+inline Node* live(void* p) { return live_header<Node>(p, kmkind_tree); }
 
 void* make(kmcell* src, void* parent, size_t n, bool zero) {
   Node* up = nullptr;
@@ -60,7 +56,7 @@ void* make(kmcell* src, void* parent, size_t n, bool zero) {
 
 void release(Node* h, bool shred) {
   h->id.magic = 0;
-  if (shred || cell_shred(&h->id)) zero_now(h + 1, h->id.size - sizeof(Node));
+  if (shred || cell_shred(&h->id)) zero_explicit(h + 1, h->id.size - sizeof(Node));
   src_free(h->src, h, h->id.size, false);
 }
 
@@ -83,15 +79,15 @@ void tree_taint(void* p) {
 }
 }  // namespace km::kmem
 
-KM_EXPORT void* kmtreea(kmcell* src, void* parent, size_t n) { return make(src, parent, n, false); }
-KM_EXPORT void* kmtreez(kmcell* src, void* parent, size_t n) { return make(src, parent, n, true); }
-KM_EXPORT kmptr kmtreeao(kmcell* src, void* parent, size_t n) { return wrap(make(src, parent, n, false)); }
-KM_EXPORT kmptr kmtreezo(kmcell* src, void* parent, size_t n) { return wrap(make(src, parent, n, true)); }
+extern "C" KM_EXPORT void* kmtreea(kmcell* src, void* parent, size_t n) { return make(src, parent, n, false); }
+extern "C" KM_EXPORT void* kmtreez(kmcell* src, void* parent, size_t n) { return make(src, parent, n, true); }
+extern "C" KM_EXPORT kmptr kmtreeao(kmcell* src, void* parent, size_t n) { return wrap(make(src, parent, n, false)); }
+extern "C" KM_EXPORT kmptr kmtreezo(kmcell* src, void* parent, size_t n) { return wrap(make(src, parent, n, true)); }
 
 // Free node and every descendant, in post order without recursion or a stack: always descend to the
 // first child, free a leaf, go on with its next sibling or, when it was the last, with its parent
 // (which has just become a leaf). A tainted node shreds its whole subtree.
-KM_EXPORT void kmtreef(void* node) {
+extern "C" KM_EXPORT void kmtreef(void* node) {
   if (node == nullptr) return;
   Node* root = live(node);
   if (root == nullptr) {

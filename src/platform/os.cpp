@@ -4,8 +4,11 @@
 #include <atomic>
 #include <cerrno>
 #include <ctime>
+#include <csignal>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -107,17 +110,16 @@ bool move_to(void* p, size_t old_size, size_t new_size, void* target) {
   return true;
 }
 
-bool protect_none(void* p, size_t size) {
+namespace {
+bool protect(void* p, size_t size, int prot) {
   ErrnoGuard g;
   if (injected(Fault::protect)) return false;
-  return ::mprotect(p, size, PROT_NONE) == 0;
+  return ::mprotect(p, size, prot) == 0;
 }
+}  // namespace
 
-bool protect_rw(void* p, size_t size) {
-  ErrnoGuard g;
-  if (injected(Fault::protect)) return false;
-  return ::mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
-}
+bool protect_none(void* p, size_t size) { return protect(p, size, PROT_NONE); }
+bool protect_rw(void* p, size_t size) { return protect(p, size, PROT_READ | PROT_WRITE); }
 
 int64_t now_ms() {
   timespec ts;
@@ -125,18 +127,26 @@ int64_t now_ms() {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+size_t kernel_page_size() { return size_t(getauxval(AT_PAGESZ)); }
+
+namespace {
 int g_stderr_fd = 2;
+// keep_stderr's duplicate takes the lowest free fd at or above this: programs (and shells) use the
+// low numbers, and one that closes or dup2()s onto "its" fd 3..9 must never hit ours.
+constexpr int kKeptStderrMinFd = 100;
+}  // namespace
 
 void keep_stderr() {
   ErrnoGuard g;
-  int fd = ::fcntl(2, F_DUPFD_CLOEXEC, 100);   // high, out of the way of the program's own fds
+  int fd = ::fcntl(2, F_DUPFD_CLOEXEC, kKeptStderrMinFd);
   if (fd >= 0) g_stderr_fd = fd;
 }
 
-void write_stderr(const char* buf, size_t len) {
-  ErrnoGuard g;
+namespace {
+// Writes all of buf to fd, retrying on EINTR and short writes; stops at any other error.
+void write_all(int fd, const char* buf, size_t len) {
   while (len > 0) {
-    ssize_t n = ::write(g_stderr_fd, buf, len);
+    ssize_t n = ::write(fd, buf, len);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;
@@ -144,6 +154,12 @@ void write_stderr(const char* buf, size_t len) {
     buf += n;
     len -= size_t(n);
   }
+}
+}  // namespace
+
+void write_stderr(const char* buf, size_t len) {
+  ErrnoGuard g;
+  write_all(g_stderr_fd, buf, len);
 }
 
 namespace {
@@ -210,15 +226,7 @@ void write_report(const char* buf, size_t len) {
   path[at] = 0;
   int fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return write_stderr(buf, len);
-  while (len > 0) {
-    ssize_t n = ::write(fd, buf, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    buf += n;
-    len -= size_t(n);
-  }
+  write_all(fd, buf, len);
   ::close(fd);
 }
 
@@ -243,7 +251,10 @@ void program_name(char* buf, size_t cap) {
   buf[at] = 0;
 }
 
-void on_fork_child(void (*fn)()) { pthread_atfork(nullptr, nullptr, fn); }
+void on_fork(void (*prepare)(), void (*parent)(), void (*child)()) {
+  pthread_atfork(prepare, parent, child);
+}
+void on_fork_child(void (*fn)()) { on_fork(nullptr, nullptr, fn); }
 
 size_t resident_bytes() {
   ErrnoGuard g;
@@ -260,7 +271,7 @@ size_t resident_bytes() {
   while (*s == ' ') ++s;
   size_t pages = 0;
   while (*s >= '0' && *s <= '9') pages = pages * 10 + size_t(*s++ - '0');
-  return pages * size_t(sysconf(_SC_PAGESIZE));
+  return pages * kernel_page_size();
 }
 
 size_t resident_in(const void* p, size_t size) {
@@ -283,25 +294,59 @@ bool name_matches(const char* entry, const char* name) {
   return *name == 0 && *entry == '=';
 }
 
-// /proc/self/environ, read once into a static buffer, for the rare case that malloc runs before
-// libc has set `environ` (very early in a preloaded process).
-char g_env_buf[32768];
+// For the rare case that malloc runs before libc has set `environ` (very early in a preloaded
+// process): /proc/self/environ is read once, a chunk at a time, and only its KMALLOC_* entries are
+// kept, so an environment of any size is read to its end. kEnvKept holds every option at once, the
+// longest (KMALLOC_STATS_FILE, up to the 4 KiB of a path) included; an entry that does not fit is
+// dropped with a line on stderr, never silently.
+constexpr char kOurPrefix[] = "KMALLOC_";
+constexpr size_t kEnvKept = 3 * 4096;
+char g_env_kept[kEnvKept + 1];   // NUL-terminated entries, then an empty one
 bool g_env_loaded = false;
-const char* proc_environ_lookup(const char* name) {
-  if (!g_env_loaded) {
-    g_env_loaded = true;
-    int fd = ::open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nullptr;
-    size_t off = 0;
-    while (off < sizeof g_env_buf - 2) {
-      ssize_t n = ::read(fd, g_env_buf + off, sizeof g_env_buf - 2 - off);
-      if (n <= 0) break;
-      off += size_t(n);
+
+void env_warn_dropped(const char* entry, size_t len) {
+  constexpr char kWhy[] = "kmalloc: environment read from /proc is too large; ignored: ";
+  write_stderr(kWhy, sizeof kWhy - 1);
+  size_t name = 0;
+  while (name < len && entry[name] != '=') ++name;
+  if (name > 0) write_stderr(entry, name);
+  else write_stderr(kOurPrefix, sizeof kOurPrefix - 1);
+  write_stderr("\n", 1);
+}
+
+void proc_environ_load() {
+  g_env_loaded = true;
+  int fd = ::open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char chunk[1024];
+  size_t kept = 0;       // bytes of g_env_kept in use: whole entries, then the current one's
+  size_t entry_at = 0;   // where the current entry starts in g_env_kept (= the end of the whole ones)
+  size_t entry_pos = 0;  // bytes of the current entry read so far
+  bool skip = false;     // the current entry is not ours, or did not fit: read to its end
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      char c = chunk[i];
+      if (!skip && entry_pos < sizeof kOurPrefix - 1 && c != kOurPrefix[entry_pos]) skip = true;
+      if (!skip && kept == kEnvKept) {
+        env_warn_dropped(g_env_kept + entry_at, kept - entry_at);
+        skip = true;
+      }
+      if (skip) kept = entry_at;
+      else g_env_kept[kept++] = c;
+      ++entry_pos;
+      if (c == 0) entry_at = kept, entry_pos = 0, skip = false;
     }
-    ::close(fd);
-    g_env_buf[off] = g_env_buf[off + 1] = 0;
   }
-  for (const char* e = g_env_buf; *e; e += __builtin_strlen(e) + 1)
+  ::close(fd);
+  g_env_kept[entry_at] = 0;   // the end mark (a last entry without its NUL is dropped)
+}
+
+const char* proc_environ_lookup(const char* name) {
+  if (!g_env_loaded) proc_environ_load();
+  for (const char* e = g_env_kept; *e; e += __builtin_strlen(e) + 1)
     if (name_matches(e, name)) return e + __builtin_strlen(name) + 1;
   return nullptr;
 }
@@ -317,6 +362,64 @@ const char* getenv_raw(const char* name) {
 }
 
 int thread_id() { return int(::syscall(SYS_gettid)); }
+
+namespace {
+void* thread_trampoline(void* fn) {
+  reinterpret_cast<void (*)()>(fn)();
+  return nullptr;
+}
+}  // namespace
+
+bool start_thread(void (*fn)(), const char* name, size_t stack_bytes) {
+  ErrnoGuard g;
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  pthread_attr_setstacksize(&attr, stack_bytes);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);   // the new thread inherits the full mask
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, thread_trampoline, reinterpret_cast<void*>(fn));
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return false;
+  pthread_setname_np(t, name);
+  return true;
+}
+
+void futex_wait(const uint32_t* word, uint32_t seen) {
+  ErrnoGuard g;
+  ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
+}
+
+void futex_wake_one(const uint32_t* word) {
+  ErrnoGuard g;
+  ::syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+void sleep_ms(long ms) {
+  ErrnoGuard g;
+  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+  ::nanosleep(&ts, nullptr);
+}
+
+void yield() { ::sched_yield(); }
+
+static_assert(sizeof(ThreadKey) == sizeof(pthread_key_t), "os::ThreadKey must hold a pthread_key_t");
+
+bool thread_key_create(ThreadKey* key, void (*fn)(void*)) {
+  ErrnoGuard g;
+  pthread_key_t k;
+  if (pthread_key_create(&k, fn) != 0) return false;
+  *key = ThreadKey(k);
+  return true;
+}
+
+bool thread_key_set(ThreadKey key, void* value) {
+  ErrnoGuard g;
+  return pthread_setspecific(pthread_key_t(key), value) == 0;
+}
 
 uint64_t random_u64() {
   ErrnoGuard g;
