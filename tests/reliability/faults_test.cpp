@@ -243,7 +243,9 @@ TEST_F(Faults, ReallocOfAHugeBlockKeepsItWhenMremapFails) {
   ASSERT_NE(q, nullptr);
   h.p = static_cast<unsigned char*>(q);
   EXPECT_TRUE(intact(h));
-  if (q != old) EXPECT_FALSE(km_owns(old));
+  if (q != old) {
+    EXPECT_FALSE(km_owns(old));
+  }
   // Shrinking keeps the block where it is, whether or not mremap may shrink it.
   inject_failure(Fault::remap, 1);
   q = km_realloc(h.p, 5 << 20);

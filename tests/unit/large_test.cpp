@@ -75,7 +75,6 @@ TEST(Spans, ReallocGrowsInPlaceIntoFreeSlotsAndShrinksInPlace) {
     auto* p = static_cast<unsigned char*>(km_malloc(200 << 10));
     ASSERT_NE(p, nullptr);
     for (size_t i = 0; i < (200 << 10); ++i) p[i] = static_cast<unsigned char>(i * 13);
-    size_t calls = syscalls();
     auto* q = static_cast<unsigned char*>(km_realloc(p, 3 << 20));
     EXPECT_EQ(q, p) << "grew into the free slots after it";
     EXPECT_EQ(km_usable_size(q), size_t(3) << 20);
@@ -94,7 +93,6 @@ TEST(Spans, ReallocGrowsInPlaceIntoFreeSlotsAndShrinksInPlace) {
     EXPECT_EQ(km_usable_size(s), size_t(300) << 10);
     for (size_t i = 0; i < (200 << 10); ++i) ASSERT_EQ(s[i], static_cast<unsigned char>(i * 13)) << i;
     km_free(s);
-    (void)calls;
   });
 }
 
@@ -180,18 +178,18 @@ TEST(Huge, ReallocMovesWithMremapAndKeepsContents) {
   size_t size = 6 << 20;
   auto* p = static_cast<unsigned char*>(km_malloc(size));
   for (size_t i = 0; i < size; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
-  void* wall = nullptr;
   auto* q = static_cast<unsigned char*>(km_realloc(p, 64 << 20));
   ASSERT_NE(q, nullptr);
   for (size_t i = 0; i < size; i += 4096) ASSERT_EQ(q[i], static_cast<unsigned char>(i >> 12)) << i;
   EXPECT_GE(km_usable_size(q), size_t(64) << 20);
-  if (q != p) EXPECT_FALSE(km_owns(p)) << "the old address is forgotten";
+  if (q != p) {
+    EXPECT_FALSE(km_owns(p)) << "the old address is forgotten";
+  }
   auto* r = static_cast<unsigned char*>(km_realloc(q, 100));   // shrinks into a lane
   ASSERT_NE(r, nullptr);
   EXPECT_TRUE(km::is_segment(km::segment_of(r)));
   EXPECT_EQ(r[0], 0);
   km_free(r);
-  (void)wall;
 }
 
 TEST(Aligned, EveryPowerOfTwoUpTo8MiBWithSizesAroundIt) {
