@@ -257,20 +257,21 @@ TEST(Stats, InUseIsExactAfterCrossThreadFrees) {
   // is kmalloc's own, never above what it maps.
   km_stats before = stats();
   std::vector<void*> blocks;
-  std::atomic<bool> freed{false};
+  std::atomic<bool> allocated{false}, freed{false};
   std::thread owner([&] {
     for (int i = 0; i < 5000; ++i) blocks.push_back(km_malloc(100));
     blocks.push_back(km_malloc(300 << 10));   // a span too
-    while (!freed.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    allocated.store(true, std::memory_order_release);   // the blocks (and their pages) are handed over
+    while (!freed.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   });
-  while (blocks.size() < 5001) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (!allocated.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   km_stats during = stats();
   EXPECT_GE(during.in_use, before.in_use + 5000 * 112 + (300 << 10));
   for (void* p : blocks) km_free(p);
   km_stats after = stats();
   EXPECT_LE(after.in_use, before.in_use + 4096) << "cells freed across threads still counted";
   EXPECT_LE(after.resident, after.mapped);
-  freed = true;
+  freed.store(true, std::memory_order_release);
   owner.join();
 }
 
