@@ -1,5 +1,5 @@
-// heap.cpp — thread heaps: set-up on first use, the allocation slow path, frees from other threads,
-// empty pages going back to their segment, thread exit (the heap goes to a pool) and fork.
+// heap.cpp — thread heaps: set-up on first use, the allocation slow path, page life (carve, refill,
+// retire), frees from other threads, reclaim of exited threads' heaps, thread exit and the fork child.
 #include "core/heap.h"
 
 #include <cerrno>
