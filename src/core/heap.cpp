@@ -352,19 +352,12 @@ void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n) {
 // Hand a freed cell (already tagged free) to the heap that owns its page: a lock-free push.
 void remote_push(Heap* owner, Block* b, uint32_t bytes);
 
-// Is b a freed cell of ours (a cell start carrying the free tag), as every remote link must be?
-bool remote_link_ok(const Block* b) {
-  if (map_value(b) != kMapSegment) return false;
-  const Page* pg = page_of(segment_of(b), b);
-  return is_carved_cell(pg, b) && b->tag == free_tag(pg, b);
-}
-
 // Take every cell other threads freed to this heap and push each onto its page.
 void collect_remote(Heap* h) {
   Block* b = h->remote.exchange(nullptr, std::memory_order_acquire);
   while (b) {
     // Secure mode: a remote link written after free (a use-after-free) is reported, not followed.
-    if (KM_UNLIKELY(secure_enabled()) && !remote_link_ok(b))
+    if (KM_UNLIKELY(secure_enabled()) && !cell_is_free(b))
       fatal_pointer("free", "corrupted remote free list at", b);
     Block* next = b->next;
     Segment* s = segment_of(b);
@@ -566,12 +559,11 @@ void free_slow(void* p, Page* page) {
   if (!is_carved_cell(page, p)) fatal_pointer("free", "invalid pointer (not the start of a block)", p);
   if (b->tag == free_tag(page, p)) fatal_pointer("free", "double free", p);
   // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).
-  bool secure_cell = page_has(page, kPageSecure) && !page->span;   // spans: a guard page, no canary
-  if (secure_cell) secure_check_free(page, b);
+  if (has_canary(page)) secure_check_free(page, b);
   Heap* owner = page_heap(page);
   if (owner == tl_heap) return owner_push(owner, page, b);
   // Another thread's cell: tag it free now (so a second free is caught), then hand it over.
-  if (secure_cell) secure_scrub(page, b);
+  if (has_canary(page)) secure_scrub(page, b);
   b->tag = free_tag(page, p);
   remote_push(owner, b, page->cell_size);
 }
@@ -651,6 +643,6 @@ namespace km {
 size_t cell_usable_size(const void* p) {
   if (!cell_is_live(p)) return 0;
   Page* pg = page_of(segment_of(p), p);
-  return page_has(pg, kPageSecure) && !pg->span ? secure_usable_size(pg, p) : pg->cell_size;
+  return has_canary(pg) ? secure_usable_size(pg, p) : pg->cell_size;
 }
 }  // namespace km

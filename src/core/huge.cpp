@@ -63,6 +63,14 @@ void unmap_header(HugeHeader* h) {
   os::unmap(h, h->map_len);
 }
 
+// Win cache slot i from whoever else may want it: its header, now the caller's, or nullptr.
+HugeHeader* cache_claim(int i) {
+  HugeHeader* h = g_cache[i].load(std::memory_order_acquire);
+  if (!h || !g_cache[i].compare_exchange_strong(h, nullptr, std::memory_order_acq_rel)) return nullptr;
+  g_cached.fetch_sub(h->map_len, std::memory_order_relaxed);
+  return h;
+}
+
 // Take the cached mapping closest to `len` (the smallest that holds it, else the largest), aligned
 // to base_align. nullptr when none.
 HugeHeader* cache_take(size_t len, size_t base_align) {
@@ -77,12 +85,7 @@ HugeHeader* cache_take(size_t len, size_t base_align) {
       if (better) best = i, best_len = l;
     }
     if (best < 0) return nullptr;
-    HugeHeader* h = g_cache[best].load(std::memory_order_acquire);
-    if (h && g_cache[best].compare_exchange_strong(h, nullptr, std::memory_order_acq_rel)) {
-      g_cached.fetch_sub(h->map_len, std::memory_order_relaxed);
-      stats_huge_cached_add(-long(h->map_len));
-      return h;
-    }
+    if (HugeHeader* h = cache_claim(best)) return h;
   }
   return nullptr;
 }
@@ -95,12 +98,7 @@ bool cache_evict_oldest() {
     if (g_cache[i].load(std::memory_order_relaxed) && g_cache_freed[i].load(std::memory_order_relaxed) < t)
       oldest = i, t = g_cache_freed[i].load(std::memory_order_relaxed);
   if (oldest < 0) return false;
-  HugeHeader* h = g_cache[oldest].exchange(nullptr, std::memory_order_acq_rel);
-  if (h) {
-    g_cached.fetch_sub(h->map_len, std::memory_order_relaxed);
-    stats_huge_cached_add(-long(h->map_len));
-    unmap_header(h);
-  }
+  if (HugeHeader* h = cache_claim(oldest)) unmap_header(h);
   return true;
 }
 
@@ -120,7 +118,6 @@ void cache_put(HugeHeader* h) {
       HugeHeader* empty = nullptr;
       if (g_cache[i].compare_exchange_strong(empty, h, std::memory_order_acq_rel)) {
         g_cached.fetch_add(h->map_len, std::memory_order_relaxed);
-        stats_huge_cached_add(long(h->map_len));
         purge_schedule();
         return;
       }
@@ -246,8 +243,8 @@ bool huge_resize(void* p, size_t size, void** out) {
   HugeHeader* h = header_of(p);
   if (!h || h->guard) return false;   // secure mode moves by copy: the guard stays after the end
   size_t off = size_t(h->block - reinterpret_cast<char*>(h));
-  size_t usable, len, unused_off;
-  if (!lengths(size, off > kHeaderBytes ? off : 0, &unused_off, &usable, &len)) return false;
+  size_t usable, len;
+  if (!lengths(size, off, &off, &usable, &len)) return false;   // off is max(align, header): kept
   size_t old_usable = h->usable;
   map_store(h->block, 0);   // the old address is forgotten before the mapping can move
   HugeHeader* r = resize_mapping(h, len);
@@ -265,11 +262,9 @@ bool huge_resize(void* p, size_t size, void** out) {
 size_t huge_purge_expired(int64_t cutoff_ms) {
   size_t bytes = 0;
   for (int i = 0; i < kCacheSlots; ++i) {
-    HugeHeader* h = g_cache[i].load(std::memory_order_acquire);
-    if (!h || g_cache_freed[i].load(std::memory_order_relaxed) > cutoff_ms) continue;
-    if (!g_cache[i].compare_exchange_strong(h, nullptr, std::memory_order_acq_rel)) continue;
-    g_cached.fetch_sub(h->map_len, std::memory_order_relaxed);
-    stats_huge_cached_add(-long(h->map_len));
+    if (g_cache_freed[i].load(std::memory_order_relaxed) > cutoff_ms) continue;
+    HugeHeader* h = cache_claim(i);
+    if (!h) continue;
     bytes += h->map_len;
     unmap_header(h);
   }

@@ -22,6 +22,10 @@ extern bool g_secure;   // set once at start-up
 inline bool secure_enabled() { return g_secure; }
 void secure_init();
 
+// Does pg's cell carry a canary and its requested size in its last word? Secure lane cells do; a
+// secure span has its guard page instead.
+KM_INLINE bool has_canary(const Page* pg) { return page_has(pg, kPageSecure) && !pg->span; }
+
 constexpr size_t kSecureTail = 8;   // the word at the end of a secure cell: requested size ^ secret
 // The lane to use in secure mode for a request of `size` that would take `lane`: room for the tail
 // word, and the same power-of-two alignment as `lane`. 0: use a large block.

@@ -186,13 +186,25 @@ size_t segment_purge(Segment* s, int64_t cutoff_ms) {
   return purged;
 }
 
-bool cell_is_live(const void* p) {
+namespace {
+// The page of p if p is the start of a carved cell in one of our segments, else nullptr. Never
+// crashes on a foreign pointer.
+const Page* carved_cell_page(const void* p) {
   Segment* s = segment_of(p);
-  if (!is_segment(s)) return false;
-  Page* page = page_of(s, p);
-  if (!is_carved_cell(page, p)) return false;
-  auto* b = static_cast<const Block*>(p);
-  return b->tag != free_tag(page, p);
+  if (!is_segment(s)) return nullptr;
+  const Page* page = page_of(s, p);
+  return is_carved_cell(page, p) ? page : nullptr;
+}
+}  // namespace
+
+bool cell_is_live(const void* p) {
+  const Page* page = carved_cell_page(p);
+  return page && static_cast<const Block*>(p)->tag != free_tag(page, p);
+}
+
+bool cell_is_free(const void* p) {
+  const Page* page = carved_cell_page(p);
+  return page && static_cast<const Block*>(p)->tag == free_tag(page, p);
 }
 
 }  // namespace km

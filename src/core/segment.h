@@ -155,6 +155,8 @@ KM_INLINE bool is_segment(const Segment* s) { return map_value(s) == kMapSegment
 
 // Is p a cell of one of our pages that is currently handed out? Never crashes on foreign pointers.
 bool cell_is_live(const void* p);
+// Is p a cell of one of our pages that carries the free tag (on a free list or a remote stack)?
+bool cell_is_free(const void* p);
 
 // ---- segment life and slot runs (segment.cpp)
 // An empty segment: a spare from the pool, or a new mapping. nullptr when the OS refuses (errno

@@ -5,13 +5,14 @@
 
 #include "core/diag.h"
 #include "core/heap.h"
+#include "core/huge.h"
 #include "core/size_class.h"
 #include "platform/os.h"
 
 namespace km {
 namespace {
 std::atomic<long> g_metadata{0}, g_page_bytes{0}, g_peak{0};
-std::atomic<long> g_span_bytes{0}, g_spans{0}, g_huge_bytes{0}, g_huges{0}, g_huge_cached{0};
+std::atomic<long> g_span_bytes{0}, g_spans{0}, g_huge_bytes{0}, g_huges{0};
 std::atomic<long> g_lane_pages[kLaneCount], g_lane_pages_peak[kLaneCount];
 
 void raise_to(std::atomic<long>& peak, long v) {
@@ -55,7 +56,6 @@ void stats_huge_add(long bytes, bool block) {
   if (block) g_huges.fetch_add(bytes > 0 ? 1 : -1, std::memory_order_relaxed);
   if (bytes > 0) stats_peak_update();
 }
-void stats_huge_cached_add(long bytes) { g_huge_cached.fetch_add(bytes, std::memory_order_relaxed); }
 
 void stats_peak_update() {
   raise_to(g_peak, g_page_bytes.load(std::memory_order_relaxed) + g_span_bytes.load(std::memory_order_relaxed) +
@@ -80,11 +80,11 @@ void stats_get(Stats* out) {
   out->peak_in_use = size_t(g_peak.load(std::memory_order_relaxed));
   if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
   out->mapped = c.mapped_bytes;
+  out->large_cached = huge_cached_bytes();
   // kmalloc's own: segments (mincore) and the huge mappings live or cached (resident until purged).
-  out->resident = resident + out->huge_bytes + size_t(g_huge_cached.load(std::memory_order_relaxed));
+  out->resident = resident + out->huge_bytes + out->large_cached;
   out->process_resident = os::resident_bytes();
   out->metadata = size_t(g_metadata.load(std::memory_order_relaxed));
-  out->large_cached = size_t(g_huge_cached.load(std::memory_order_relaxed));
   out->dirty = g_dirty_bytes.load(std::memory_order_relaxed);
   out->mmap_count = c.mmap_count;
   out->munmap_count = c.munmap_count;

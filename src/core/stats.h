@@ -24,7 +24,6 @@ void stats_page_add(unsigned lane, long bytes);
 // or going (counted), not a resize.
 void stats_span_add(long bytes, bool block = true);
 void stats_huge_add(long bytes, bool block = true);
-void stats_huge_cached_add(long bytes);     // freed huge mappings kept for reuse
 // Record the peak of (bytes in lane pages + live spans and huge blocks). Cheap; called on slow paths.
 void stats_peak_update();
 void stats_get(Stats* out);                  // walks the segments for the exact bytes in use
