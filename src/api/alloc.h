@@ -52,7 +52,7 @@ inline void* alloc_aligned(size_t align, size_t size) {
     if (size <= kLargestLane) {
       if (unsigned lane = lane_of_aligned(size ? size : 1, align)) return lane_alloc(size, lane);
     }
-    if (span_fits(size)) return span_alloc(size > kLargestLane ? size : kLargestLane + 1, false);
+    if (span_fits(size)) return span_alloc(size, false);   // size > kLargestLane: a lane fits below
   }
   return huge_alloc(size ? size : 1, align, false);
 }

@@ -175,7 +175,7 @@ void page_retire(Heap* h, Page* pg) {
   KM_CHECK_PAGE(pg);
   if (!page_has(pg, kPageFull)) list_remove(h, pg);
   Segment* s = segment_of(pg->start);
-  unsigned first = unsigned((pg->start - reinterpret_cast<char*>(s)) >> kSlotShift);
+  unsigned first = page_first_slot(s, pg);
   unsigned n = pg->slots;
   if (page_has(pg, kPageSecure)) secure_page_teardown(pg, size_t(n) << kSlotShift);
   stats_page_add(pg->lane, -long(pg->capacity) * long(pg->cell_size));

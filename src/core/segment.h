@@ -126,6 +126,11 @@ KM_INLINE void segment_map_slots(Segment* s, unsigned page, unsigned first, unsi
   }
 }
 
+// The first slot of page (or span) pg of segment s.
+KM_INLINE unsigned page_first_slot(const Segment* s, const Page* pg) {
+  return unsigned((pg->start - reinterpret_cast<const char*>(s)) >> kSlotShift);
+}
+
 KM_INLINE Segment* segment_of(const void* p) {
   return reinterpret_cast<Segment*>(reinterpret_cast<uintptr_t>(p) & ~(kSegmentSize - 1));
 }

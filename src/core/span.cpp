@@ -16,9 +16,6 @@ size_t guard_bytes() { return secure_enabled() ? os::kPageSize : 0; }
 unsigned slots_for(size_t usable) {
   return unsigned((usable + guard_bytes() + kSlotSize - 1) >> kSlotShift);
 }
-unsigned first_slot(const Segment* s, const Page* pg) {
-  return unsigned((pg->start - reinterpret_cast<const char*>(s)) >> kSlotShift);
-}
 void set_usable(Page* pg, size_t usable) {
   pg->cell_size = uint32_t(usable);
   pg->recip = ((uint64_t(1) << 40) + usable - 1) / usable;
@@ -68,7 +65,7 @@ void* span_alloc(size_t size, bool zero) {
 
 void span_release(Heap* h, Page* pg) {
   Segment* s = segment_of(pg->start);
-  unsigned first = first_slot(s, pg), n = pg->slots;
+  unsigned first = page_first_slot(s, pg), n = pg->slots;
   if (page_has(pg, kPageSecure)) {
     secure_zero(pg->start, pg->cell_size);   // freed memory reads zero
     if (!os::protect_rw(pg->start + pg->cell_size, os::kPageSize))
@@ -85,7 +82,7 @@ bool span_resize(Page* pg, void* p, size_t size) {
   if (usable > kSpanMax) return false;
   unsigned n = slots_for(usable);
   Segment* s = segment_of(p);
-  unsigned first = first_slot(s, pg);
+  unsigned first = page_first_slot(s, pg);
   if (usable <= pg->cell_size) {
     if (usable >= pg->cell_size / 2) return true;   // fits, and wastes at most half: as it is
     if (n < pg->slots) heap_give_slots(tl_heap, s, first + n, pg->slots - n);
