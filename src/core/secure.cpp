@@ -67,11 +67,26 @@ Block* decode(const Block* b) {
   return reinterpret_cast<Block*>(addr(b->next) ^ prf(g_keys.link, addr(b)));
 }
 uint64_t tail_mix(const void* p) { return prf(g_keys.tail, addr(p)); }
+unsigned char pattern(uint64_t mix) { return static_cast<unsigned char>((mix >> 56) | 0x81); }
+// The size word. Its first byte (the one a 1-byte overflow of an exact fit lands on) is a canary
+// byte like the others, never 0; then the requested size in 24 bits and its complement in 24 bits,
+// hidden under the cell's tail mix. Any change of the first byte to another value, or of one byte
+// of the pair, is told from a real size. (Cells hold at most 128 KiB: 24 bits are plenty.)
+constexpr uint64_t kSize24 = (uint64_t(1) << 24) - 1;
+uint64_t size_word(size_t size, uint64_t mix) {
+  uint64_t pair = (uint64_t(size) & kSize24) | ((~uint64_t(size) & kSize24) << 24);
+  return uint64_t(pattern(mix)) | ((pair ^ (mix >> 8)) << 8);
+}
+bool size_from_word(uint64_t word, uint64_t mix, uint64_t* size) {
+  uint64_t pair = (word >> 8) ^ (mix >> 8);
+  *size = pair & kSize24;
+  return (word & 0xff) == pattern(mix) && ((pair >> 24) & kSize24) == (~*size & kSize24) &&
+         (pair >> 48) == 0;
+}
 uint64_t* tail_of(const Page* pg, void* p) {
   return reinterpret_cast<uint64_t*>(static_cast<char*>(p) + pg->cell_size - kSecureTail);
 }
 // The canary byte of a cell, from its tail mix (never 0, so writing a 0 always changes it).
-unsigned char pattern(uint64_t mix) { return static_cast<unsigned char>((mix >> 56) | 0x81); }
 
 // ---- guard pages. Each guard splits its mapping in two, and the kernel allows vm.max_map_count
 // (65,530 by default) mappings per process: about 2 GiB of small-cell pages. Past that, mprotect
@@ -190,15 +205,15 @@ void* secure_pop(Page* pg, bool zero, size_t size) {
   size_t tail_at = pg->cell_size - kSecureTail;
   uint64_t mix = tail_mix(b);
   std::memset(reinterpret_cast<char*>(b) + size, pattern(mix), tail_at - size);
-  *tail_of(pg, b) = uint64_t(size) ^ mix;
+  *tail_of(pg, b) = size_word(size, mix);
   return b;
 }
 
 void secure_check_free(Page* pg, Block* b) {
   uint64_t mix = tail_mix(b);
-  uint64_t size = *tail_of(pg, b) ^ mix;
+  uint64_t size;
   size_t tail_at = pg->cell_size - kSecureTail;
-  bool ok = size <= tail_at;
+  bool ok = size_from_word(*tail_of(pg, b), mix, &size) && size <= tail_at;
   const unsigned char* c = reinterpret_cast<const unsigned char*>(b);
   const unsigned char pat = pattern(mix);
   const uint64_t pat8 = uint64_t(pat) * 0x0101010101010101ull;
@@ -214,9 +229,10 @@ void secure_check_free(Page* pg, Block* b) {
 }
 
 size_t secure_usable_size(const Page* pg, const void* p) {
-  uint64_t size = *tail_of(pg, const_cast<void*>(p)) ^ tail_mix(p);
-  // A size that does not fit is a damaged tail word (0 is a real size: malloc(0)).
-  if (size > pg->cell_size - kSecureTail)
+  uint64_t size;
+  // A broken pair or a size that does not fit is a damaged tail word (0 is a real size: malloc(0)).
+  if (!size_from_word(*tail_of(pg, const_cast<void*>(p)), tail_mix(p), &size) ||
+      size > pg->cell_size - kSecureTail)
     fatal_pointer("malloc_usable_size", "heap buffer overflow (size word overwritten) after block",
                   p);
   return size_t(size);
@@ -228,7 +244,7 @@ void secure_resize(Page* pg, void* p, size_t size) {
   size_t tail_at = secure_capacity(pg);
   uint64_t mix = tail_mix(p);
   std::memset(static_cast<char*>(p) + size, pattern(mix), tail_at - size);
-  *tail_of(pg, p) = uint64_t(size) ^ mix;
+  *tail_of(pg, p) = size_word(size, mix);
 }
 
 void secure_scrub(Page* pg, Block* b) { secure_zero(b, pg->cell_size); }

@@ -26,7 +26,7 @@ void secure_init();
 // secure span has its guard page instead.
 KM_INLINE bool has_canary(const Page* pg) { return page_has(pg, kPageSecure) && !pg->span; }
 
-constexpr size_t kSecureTail = 8;   // the word at the end of a secure cell: requested size ^ secret
+constexpr size_t kSecureTail = 8;   // the word at the end of a secure cell: a canary byte, the requested size and its complement
 // The lane to use in secure mode for a request of `size` that would take `lane`: room for the tail
 // word, and the same power-of-two alignment as `lane`. 0: use a large block.
 unsigned secure_lane(size_t size, unsigned lane);
