@@ -5,14 +5,16 @@
 #include "core/diag.h"
 #include "core/purge.h"
 #include "core/runtime.h"
-#include "core/stats.h"
+#include "core/report.h"
+#include "core/thread.h"
 #include "kmalloc.h"
 
 namespace km {
 
 void* alloc_large(size_t size, bool zero) {
-  if (span_fits(size)) return span_alloc(size, zero);
-  return huge_alloc(size, 0, zero);
+  void* p = span_fits(size) ? span_alloc(size, zero) : huge_alloc(size, 0, zero);
+  purge_poll();
+  return p;
 }
 
 namespace {

@@ -6,14 +6,15 @@
 // owns; the next new thread adopts it whole, and a running thread that needs a page adopts its pages
 // (heap_reclaim): threads that come and go leave no growth behind, and none of it is stranded.
 //
-// Invariants: lane_page[l] is the first page of lanes[l]'s list, or &g_empty_page when the list is
-// empty. Every page on a lane list has kPageFull clear. Only the owner thread touches anything but `remote`,
-// which other threads push freed cells onto (a lock-free stack) and the owner takes whole.
+// Invariants: lane_page[l] is the first page of lane l's list, or &g_empty_page when the list is
+// empty. Every page on a lane list has kPageFull clear. Only the owner thread touches anything but
+// `remote` (remote.h), which other threads push freed cells onto, and `pool_next` (pool.h).
 #pragma once
 #include <atomic>
 #include <cstring>
 
 #include "core/config.h"
+#include "core/remote.h"
 #include "core/segment.h"
 #include "core/size_class.h"
 
@@ -21,14 +22,11 @@ namespace km {
 
 struct Heap {
   Page* lane_page[kLaneCount] = {};   // owner: current page of each lane (hot: the malloc fast path)
-  // Cells freed by other threads, collected on the slow path. On a cache line of its own: other
-  // threads write it, and it must not evict the owner's lane_page line.
-  alignas(64) std::atomic<Block*> remote{nullptr};
-  char remote_pad_[64 - sizeof(std::atomic<Block*>)] = {};
+  RemoteStack remote;                 // cells other threads freed to this heap (remote.h)
   Segment* segments = nullptr;        // owner: the segments this heap owns
-  Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited
-  std::atomic<bool> abandoned{false}; // in the pool: remote frees to it wake the purger to drain it
+  Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited (pool.h)
   Heap* all_next = nullptr;           // every heap ever made (never removed): stats sum over them
+  bool orphan = false;                // the orphan heap (thread.cpp): never adopts pooled heaps
   // owner-written, read by stats: bytes this heap's thread freed into other heaps' remote stacks, and
   // bytes it collected from its own. Their difference, summed over all heaps, is what was freed
   // across threads and not yet collected: "in use" leaves it out, without an atomic per free.
@@ -36,7 +34,8 @@ struct Heap {
   size_t remote_collected = 0;
   // owner: pages emptied recently, still on their lane lists so that the next burst of allocations
   // reuses them as they are (no set-up, no carving); retired when still empty kRetireAfter slow paths
-  // later, or the oldest first when more than kRetiringSlots slots wait.
+  // later, or the oldest first when more than kRetiringSlots slots wait. Bounds: enough for the
+  // pages of a burst in a few lanes, small enough that a scan of them is a few cache lines.
   static constexpr unsigned kRetiringMax = 16, kRetiringSlots = 32, kRetireAfter = 32;
   Page* retiring[kRetiringMax] = {};
   uint32_t retiring_tick[kRetiringMax] = {};
@@ -56,9 +55,9 @@ extern Heap g_empty_heap;
 extern Heap g_dead_heap;
 extern constinit thread_local Heap* tl_heap;   // constinit: no TLS wrapper call
 
-// ---- slow paths (heap.cpp); each may return nullptr (the caller sets errno / throws)
-// `size` is the request (<= lane_size(lane)); zero: the cell must read as zeros. Sets errno = ENOMEM
-// when it returns nullptr.
+// ---- slow paths behind the fast paths below (entry.cpp); each may return nullptr (the caller sets
+// errno / throws). `size` is the request (<= lane_size(lane)); zero: the cell must read as zeros.
+// Sets errno = ENOMEM when it returns nullptr.
 KM_NOINLINE void* heap_alloc_slow(size_t size, unsigned lane, bool zero);
 // A cell that failed the fast free checks (invalid, interior, double) or belongs to another heap.
 KM_NOINLINE void free_slow(void* p, Page* page);
@@ -68,30 +67,31 @@ KM_NOINLINE void free_other(Block* b, Page* page, uintptr_t tag);
 KM_NOINLINE void free_not_segment(void* p, const char* call);
 // A local free emptied a page that is not its lane's only page: retire it (soon, see Heap::retiring).
 KM_NOINLINE void page_free_slow(Heap* h, Page* page);
-// The calling thread's heap, set up on its first call; nullptr when that fails. A thread past its
-// exit (a late destructor) gets the shared orphan heap with *held locked: unlock it after use.
-Heap* heap_for_thread(SpinLock** held);
-// Owner: `n` consecutive free slots from one of h's segments (a new one if none has room); returns
-// the first slot and its segment, or 0 when the OS refuses. *zero: the slots read as zeros.
+
+// ---- a heap's pages (heap.cpp), owner thread only unless said otherwise
+// A new heap, registered for stats (orphan: the orphan heap). nullptr when metadata runs out.
+Heap* heap_new(bool orphan = false);
+// A cell of `lane` from h: current page, next pages, an exited thread's pages, a new page.
+void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero);
+// A cell of h's page pg that passed the checks goes back to it (tagged free here).
+void owner_free(Heap* h, Page* pg, Block* b);
+// The page's last cell came back (span or lane page).
+void page_emptied(Heap* h, Page* pg);
+// `n` consecutive free slots from one of h's segments (a new one if none has room); returns the
+// first slot and its segment, or 0 when the OS refuses. *zero: the slots read as zeros.
 unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero);
-// Owner: give slots back to their segment (dirty, purged after the delay); an emptied segment is kept.
+// Give slots back to their segment (dirty, purged after the delay); an emptied segment is kept.
 void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n);
-// Owner: push every cell other threads freed to h onto its page.
+// Push every cell other threads freed to h onto its page.
 void collect_remote(Heap* h);
-// Retire the calling thread's empty pages, collect its remote frees (malloc_trim, thread exit).
+// Retire h's empty pages, collect its remote frees (malloc_trim, thread exit: retire_current).
 void heap_collect(Heap* h, bool retire_current);
-// Number of heaps created so far.
+// The calling thread freed `bytes` into another heap's remote stack (counted for stats).
+void count_remote_free(uint32_t bytes);
+// Number of heaps created so far (any thread).
 size_t heap_count();
-// Bytes freed by other threads and not yet collected by their owners (stats: not "in use").
+// Bytes freed by other threads and not yet collected by their owners (stats: not "in use"). Any thread.
 size_t heaps_remote_pending();
-// Number of heaps that threads of this process use now (the purger starts only at two or more).
-int live_heaps();
-// fork support (runtime.cpp drives these)
-void heaps_fork_prepare();
-void heaps_fork_parent();
-void heaps_fork_child(bool whole);
-// Collect remote frees of heaps whose thread has exited (the purger calls this).
-void heaps_drain_abandoned();
 
 // ---- fast paths ----------------------------------------------------------------------------
 
@@ -106,12 +106,6 @@ KM_INLINE Block* lane_pop(unsigned lane, Page** page_out) {
   }
   *page_out = page;
   return b;
-}
-
-// calloc's half of a pop: a cell from a fresh batch of a zero page is still zero but for its link.
-KM_INLINE void zero_popped(Page* page, Block* b) {
-  if (page->free_is_fresh) b->next = nullptr;
-  else std::memset(b, 0, page->cell_size);
 }
 
 // A cell of `lane` for a request of `size` bytes: a pop, or the slow path.

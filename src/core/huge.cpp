@@ -7,7 +7,7 @@
 #include "core/config.h"
 #include "core/diag.h"
 #include "core/options.h"
-#include "core/purge.h"
+#include "core/purge_work.h"
 #include "core/secure.h"
 #include "core/segment.h"
 #include "core/stats.h"
@@ -118,7 +118,7 @@ void cache_put(HugeHeader* h) {
       HugeHeader* empty = nullptr;
       if (g_cache[i].compare_exchange_strong(empty, h, std::memory_order_acq_rel)) {
         g_cached.fetch_add(h->map_len, std::memory_order_relaxed);
-        purge_schedule();
+        purge_work_note();
         return;
       }
     }

@@ -1,28 +1,30 @@
 // purge.cpp — the purge pass and the background purger thread.
 //
-// The purger thread is started the first time dirty memory waits for its delay in a process that has
-// a second thread of its own: a single-threaded program never gets a thread it did not ask for
-// (unshare(CLONE_NEWUSER) and some sandboxes refuse multithreaded processes). There, purges run on
-// allocator calls: what has waited out its delay, at most once per delay, or once a millisecond while
-// more than kMaxDirtyUnthreaded waits; past kMaxDirtyHard everything goes at once. The thread sleeps on a futex
-// while nothing is dirty, wakes when something is scheduled, and purges what has waited long enough.
+// The purger finds its work; nobody below calls it. Segments and huge blocks count their dirty
+// memory and note it in the work word (purge_work.h); the allocator's slow paths (core/entry.cpp)
+// poll that word. The purger thread is started on such a poll, the first time work waits in a
+// process that has a second thread of its own: a single-threaded program never gets a thread it did
+// not ask for (unshare(CLONE_NEWUSER) and some sandboxes refuse multithreaded processes). There,
+// the polls run the passes: what has waited out its delay, at most once per delay, or once a
+// millisecond while more than kMaxDirtyUnthreaded waits; past kMaxDirtyHard everything goes at once.
+// The thread sleeps on the work word while nothing is dirty, and purges what has waited long enough.
 // It holds no lock while sleeping; a pass takes the segments lock, then each segment's lock in turn.
 #include "core/purge.h"
 
 #include <atomic>
 #include <cstdint>
 
-#include "core/heap.h"
 #include "core/huge.h"
 #include "core/options.h"
+#include "core/purge_work.h"
 #include "core/segment.h"
+#include "core/thread.h"
 #include "platform/os.h"
 
 namespace km {
 namespace {
-std::atomic<uint32_t> g_work{0};        // futex word: bumped whenever something is scheduled
-std::atomic<bool> g_sleeping{false};    // the purger waits on g_work with nothing pending
 std::atomic<int> g_thread_state{0};     // 0 none, 1 running, -1 could not start (purge inline)
+std::atomic<uint32_t> g_polled{0};      // the work word at the last poll that looked
 std::atomic<int64_t> g_last_pass{0};
 SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
 // Purging memory that is about to be reused costs a page fault per page on its next use (a burst
@@ -33,8 +35,6 @@ constexpr size_t kMaxDirtyHard = size_t(1) << 30;
 
 // The purger's stack: a pass walks lists and calls the platform, nothing recursive or big.
 constexpr size_t kPurgerStack = 64 * 1024;
-static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "g_work is a futex word");
-const uint32_t* futex_word() { return reinterpret_cast<const uint32_t*>(&g_work); }
 
 // Is any free slot still dirty anywhere?
 bool anything_dirty() {
@@ -44,34 +44,6 @@ bool anything_dirty() {
   return false;
 }
 
-[[noreturn]] void purger_main() {
-  for (;;) {
-    uint32_t seen = g_work.load(std::memory_order_acquire);
-    long delay = option(Opt::purge_delay_ms);
-    purge_expired(os::now_ms() - delay);
-    heaps_drain_abandoned();
-    bool pending = anything_dirty() || huge_cached_bytes() > 0;
-    // Only an indefinite wait needs waking: a timed one comes back within the delay by itself, and
-    // waking it on every retired page would cost a syscall and a context switch each time.
-    if (pending) {
-      os::sleep_ms(delay / 2 + 1);
-      continue;
-    }
-    g_sleeping.store(true, std::memory_order_seq_cst);
-    if (g_work.load(std::memory_order_seq_cst) == seen) os::futex_wait(futex_word(), seen);
-    g_sleeping.store(false, std::memory_order_relaxed);
-  }
-}
-
-void start_thread() {
-  int expected = 0;
-  if (!g_thread_state.compare_exchange_strong(expected, 1)) return;
-  // All signals blocked in it: the purger must never take the program's signals.
-  if (!os::start_thread(purger_main, "kmalloc-purge", kPurgerStack)) g_thread_state.store(-1);
-}
-}  // namespace
-
-namespace {
 size_t purge_pass(int64_t cutoff_ms) {
   size_t purged = 0;
   {
@@ -83,28 +55,31 @@ size_t purge_pass(int64_t cutoff_ms) {
   g_last_pass.store(os::now_ms(), std::memory_order_relaxed);
   return purged;
 }
-}  // namespace
 
-size_t purge_expired(int64_t cutoff_ms) {
-  LockGuard pass(g_pass_lock);
-  return purge_pass(cutoff_ms);
+[[noreturn]] void purger_main() {
+  for (;;) {
+    uint32_t seen = purge_work_word();
+    long delay = option(Opt::purge_delay_ms);
+    purge_expired(os::now_ms() - delay);
+    heaps_drain_abandoned();
+    bool pending = anything_dirty() || huge_cached_bytes() > 0;
+    // Only an indefinite wait needs waking: a timed one comes back within the delay by itself, and
+    // waking it on every retired page would cost a syscall and a context switch each time.
+    if (pending) os::sleep_ms(delay / 2 + 1);
+    else purge_work_wait(seen);
+  }
 }
 
-void purge_schedule() {
-  long delay = option(Opt::purge_delay_ms);
-  if (delay < 0) return;   // never
-  g_work.fetch_add(1, std::memory_order_seq_cst);
-  int state = g_thread_state.load(std::memory_order_relaxed);
-  if (state == 0 && option(Opt::purge_thread) && live_heaps() >= 2) {
-    start_thread();
-    state = g_thread_state.load(std::memory_order_relaxed);
-  }
-  if (state == 1) {
-    if (g_sleeping.load(std::memory_order_seq_cst)) os::futex_wake_one(futex_word());
-    return;
-  }
-  // No thread: purge what waited out the delay on allocator calls (see kMaxDirtyUnthreaded), all of
-  // it past kMaxDirtyHard. Only try the pass lock: the caller may hold a lock that comes after it in the fork order.
+void start_thread() {
+  int expected = 0;
+  if (!g_thread_state.compare_exchange_strong(expected, 1)) return;
+  // All signals blocked in it: the purger must never take the program's signals.
+  if (!os::start_thread(purger_main, "kmalloc-purge", kPurgerStack)) g_thread_state.store(-1);
+}
+
+// No thread: purge what waited out the delay (see kMaxDirtyUnthreaded), all of it past kMaxDirtyHard.
+// Only try the pass lock: the caller may hold a lock that comes after it in the fork order.
+void purge_inline(long delay) {
   int64_t now = os::now_ms();
   size_t dirty = g_dirty_bytes.load(std::memory_order_relaxed);
   bool too_much = dirty > kMaxDirtyHard;
@@ -115,15 +90,35 @@ void purge_schedule() {
     g_pass_lock.unlock();
   }
 }
+}  // namespace
+
+size_t purge_expired(int64_t cutoff_ms) {
+  LockGuard pass(g_pass_lock);
+  return purge_pass(cutoff_ms);
+}
+
+void purge_poll() {
+  int state = g_thread_state.load(std::memory_order_relaxed);
+  if (state == 1) return;   // the thread runs: the note woke it
+  uint32_t work = purge_work_word();
+  if (work == g_polled.load(std::memory_order_relaxed)) return;   // nothing new since the last look
+  g_polled.store(work, std::memory_order_relaxed);   // two pollers at once: at worst a pass twice
+  long delay = option(Opt::purge_delay_ms);
+  if (delay < 0) return;   // never
+  if (state == 0 && option(Opt::purge_thread) && live_heaps() >= 2) {
+    start_thread();
+    if (g_thread_state.load(std::memory_order_relaxed) == 1) return;
+  }
+  purge_inline(delay);
+}
 
 void purge_fork_prepare() { g_pass_lock.lock(); }
-void purge_fork_parent() {
-  g_pass_lock.unlock();
-}
+void purge_fork_parent() { g_pass_lock.unlock(); }
 void purge_fork_child() {
   g_pass_lock.reset_in_child();
-  g_sleeping.store(false);
+  purge_work_fork_child();
   if (g_thread_state.load() == 1) g_thread_state.store(0);   // the thread did not come along
+  g_polled.store(purge_work_word() - 1);   // look again on the next poll: the thread's work is ours now
 }
 
 }  // namespace km

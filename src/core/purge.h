@@ -1,13 +1,13 @@
 // purge.h — giving free memory back to the OS: after KMALLOC_PURGE_DELAY_MS, from a background thread
 // when the program goes quiet (or on allocator calls when there is no such thread), and at once on
-// malloc_trim(0).
+// malloc_trim(0). What waits is noted in purge_work.h by the layers below; this one polls it.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
 namespace km {
-// Free slots or cached large blocks were just made dirty: make sure something purges them in time.
-void purge_schedule();
+// The allocator's slow paths call this: start the purger, or purge inline, if work was noted.
+void purge_poll();
 // Purge everything freed at or before cutoff_ms (INT64_MAX: everything). Returns bytes released.
 size_t purge_expired(int64_t cutoff_ms);
 void purge_fork_prepare();

@@ -14,7 +14,7 @@
 #pragma once
 #include <cstddef>
 
-#include "core/segment.h"
+#include "core/page.h"
 
 namespace km {
 

@@ -5,7 +5,7 @@
 
 #include "core/huge.h"
 #include "core/options.h"
-#include "core/purge.h"
+#include "core/purge_work.h"
 #include "core/stats.h"
 #include "platform/os.h"
 
@@ -15,7 +15,6 @@ std::atomic<uint8_t> g_segment_map[kSegmentMapEntries];
 SpinLock g_segments_lock;
 Segment* g_segments = nullptr;
 std::atomic<size_t> g_segment_count{0};
-std::atomic<size_t> g_dirty_bytes{0};
 uint64_t g_page_secret = 0x5DEECE66Dull;   // replaced by random bits at start-up (runtime.cpp)
 
 namespace {
@@ -159,7 +158,7 @@ void segment_give_slots(Segment* s, unsigned first, unsigned n) {
     for (unsigned i = first; i < first + n; ++i) s->dirty_ms[i] = now;
   }
   g_dirty_bytes.fetch_add(size_t(n) << kSlotShift, std::memory_order_relaxed);
-  purge_schedule();
+  purge_work_note();
 }
 
 size_t segment_purge(Segment* s, int64_t cutoff_ms) {

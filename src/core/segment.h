@@ -1,4 +1,4 @@
-// segment.h — segments, the lane pages inside them, and the segment map that tells ours from theirs.
+// segment.h — segments, the slots inside them, and the segment map that tells ours from theirs.
 //
 // A Segment is a 4 MiB mapping aligned to 4 MiB, owned by one thread heap for its whole life. Slot 0
 // holds this header; slots 1..63 (64 KiB each) are free, or belong to one lane page spanning 1..16
@@ -12,80 +12,9 @@
 
 #include "core/config.h"
 #include "core/lock.h"
+#include "core/page.h"
 
 namespace km {
-
-struct Heap;
-
-// A free cell: the link of its page's free list, and a tag that marks it as free. A cell handed out
-// has tag 0 (cleared by malloc); a free cell has tag == page key ^ its address, so freeing it again is
-// caught in O(1) (a double free), and user data cannot match by accident.
-struct Block {
-  Block* next;
-  uintptr_t tag;
-};
-
-// A lane page: cells of one size in one run of slots. A span is a Page of one cell (span = 1, lane 0,
-// capacity = carved = 1, cell_size = its usable bytes), so free's fast path serves it unchanged.
-// Invariants: used <= carved <= capacity; every carved cell is exactly one of: handed out (counted in
-// used), on `free`, on `local_free`, on its heap's remote queue (then still counted in used), or
-// dropped: it overlaps an OS page given back by thinning (bit set in `thinned`), and is on no list
-// until page_thicken puts it back. free + local_free + used + dropped == carved.
-// Cells [carved, capacity) were never touched. Owner-thread fields are written only by the thread that
-// owns the heap; nothing here is written by other threads (remote frees go to Heap::remote).
-struct Page {
-  Block* free;            // owner: cells to hand out, popped by malloc
-  Block* local_free;      // owner: cells freed by the owner since the last refill
-  char* start;            // first cell (the page's first slot)
-  uintptr_t owner;        // owning Heap* | kPageFull | kPageSecure: free() tests "my plain page" in
-                          // one compare against the calling thread's heap
-  uint64_t recip;         // ceil(2^40 / cell_size): cell index = (offset * recip) >> 40, no division
-  uint32_t cell_size;     // 0 for a free slot
-  uint32_t used;          // owner: cells handed out (including those freed remotely, not collected)
-  uint32_t carved;        // owner: cells carved from the page so far
-  uint32_t capacity;      // cells that fit
-  uint8_t lane;           // 0 for a free slot
-  uint8_t slots;          // slots spanned
-  uint8_t zero_init;      // the slots were fresh or purged when the page was set up
-  uint8_t free_is_fresh;  // `free` holds only never-used cells of a zero_init page (calloc skips memset)
-  uint8_t retiring;       // owner: listed in its heap's `retiring` (empty, kept for reuse a while)
-  uint8_t span;           // a span (one large block), not a lane page
-  uint8_t pad_[2];
-  Page* next;             // owner: lane list
-  Page* prev;
-  // owner: thinning (thin.h). Bit i: OS page i of the page was given back while its cells were free.
-  uint32_t dropped;       // cells off every list because they overlap such an OS page
-  uint32_t used_at_thin;  // `used` when last thinned: thin again only after a quarter more went
-  uint64_t thinned[4];    // 256 OS pages: the largest lane page (16 slots)
-};
-// Flag bits in Page::owner (heaps are 64-byte aligned, so the low bits are free).
-constexpr uintptr_t kPageFull = 1;     // off its lane list: it had no free cell at the last look
-constexpr uintptr_t kPageSecure = 2;   // KMALLOC_SECURE: cells go through the checked slow paths only
-constexpr uintptr_t kPageFlags = kPageFull | kPageSecure;
-// `owner` and `carved` are written by the owner only but read by any thread that frees a cell of the
-// page: relaxed atomic accesses (plain moves on x86) keep that well-defined (and ThreadSanitizer quiet).
-KM_INLINE uintptr_t page_owner(const Page* pg) { return __atomic_load_n(&pg->owner, __ATOMIC_RELAXED); }
-KM_INLINE bool page_has(const Page* pg, uintptr_t flag) { return (page_owner(pg) & flag) != 0; }
-KM_INLINE Heap* page_heap(const Page* pg) { return reinterpret_cast<Heap*>(page_owner(pg) & ~kPageFlags); }
-KM_INLINE void page_set(Page* pg, uintptr_t flag) {
-  __atomic_store_n(&pg->owner, pg->owner | flag, __ATOMIC_RELAXED);
-}
-KM_INLINE void page_clear(Page* pg, uintptr_t flag) {
-  __atomic_store_n(&pg->owner, pg->owner & ~flag, __ATOMIC_RELAXED);
-}
-KM_INLINE uint32_t page_carved(const Page* pg) { return __atomic_load_n(&pg->carved, __ATOMIC_RELAXED); }
-KM_INLINE void page_add_carved(Page* pg, uint32_t n) {
-  __atomic_store_n(&pg->carved, pg->carved + n, __ATOMIC_RELAXED);
-}
-
-// Free tags and secure encodings use a per-page key: a process secret mixed with the page's address.
-extern uint64_t g_page_secret;
-KM_INLINE uint64_t page_key(const Page* pg) {
-  return g_page_secret ^ reinterpret_cast<uintptr_t>(pg->start);
-}
-KM_INLINE uintptr_t free_tag(const Page* pg, const void* cell) {
-  return page_key(pg) ^ reinterpret_cast<uintptr_t>(cell);
-}
 
 // Segment header, at the start of slot 0.
 // Invariants: the segment belongs to one heap at a time (its pages' `owner`): it moves only whole,
@@ -107,14 +36,6 @@ struct Segment {
 };
 static_assert(sizeof(Segment) <= kSlotSize, "the header fits in slot 0");
 constexpr uint64_t kAllSlotsFree = ~uint64_t(0) << kFirstSlot;
-// Is p the start of a carved cell of pg? The index comes from a multiply by the reciprocal (no
-// division); false for a free slot (cell_size 0), an interior pointer, or a never-carved cell.
-KM_INLINE bool is_carved_cell(const Page* pg, const void* p) {
-  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(pg->start);
-  uint64_t idx = (off * pg->recip) >> 40;
-  return idx * pg->cell_size == off && idx < page_carved(pg);
-}
-
 // dirty_slots is changed under the segment's lock but peeked at by the purger without it.
 KM_INLINE void set_dirty_slots(Segment* s, uint64_t v) { __atomic_store_n(&s->dirty_slots, v, __ATOMIC_RELAXED); }
 
@@ -186,8 +107,6 @@ size_t segment_purge(Segment* s, int64_t cutoff_ms);
 extern SpinLock g_segments_lock;
 extern Segment* g_segments;
 extern std::atomic<size_t> g_segment_count;
-// Bytes of free slots not yet purged, over all segments.
-extern std::atomic<size_t> g_dirty_bytes;
 
 }  // namespace km
 

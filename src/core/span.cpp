@@ -6,6 +6,7 @@
 #include "core/diag.h"
 #include "core/secure.h"
 #include "core/stats.h"
+#include "core/thread.h"
 #include "platform/os.h"
 
 namespace km {
@@ -31,7 +32,7 @@ void* span_alloc(size_t size, bool zero) {
   Heap* h = heap_for_thread(&held);
   if (!h) return nullptr;
   // Spans freed by other threads come back first: their slots may serve this request.
-  if (h->remote.load(std::memory_order_relaxed)) collect_remote(h);
+  if (remote_pending(&h->remote)) collect_remote(h);
   Segment* s;
   bool fresh = false;
   unsigned first = heap_take_slots(h, n, &s, &fresh);

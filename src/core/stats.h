@@ -1,21 +1,10 @@
-// stats.h — the allocator's counters: one list, bumped on slow paths only (never per malloc).
+// stats.h — the allocator's counters: bumped on slow paths only (never per malloc); report.h reads them.
 #pragma once
 #include <cstddef>
 
-namespace km {
+#include "core/size_class.h"
 
-// One snapshot of the counters, what the public km_stats (kmalloc.h, where each is documented) holds:
-// the core fills a Stats, the API copies it into a km_stats field by field (KM_STATS_FIELDS), so the
-// core never includes the public header.
-#define KM_STATS_FIELDS(X)                                                                        \
-  X(in_use) X(peak_in_use) X(mapped) X(resident) X(metadata) X(large_in_use) X(large_cached)      \
-  X(mmap_count) X(munmap_count) X(purge_count) X(purged) X(heaps) X(segments) X(span_count)       \
-  X(span_bytes) X(huge_count) X(huge_bytes) X(dirty) X(process_resident)
-struct Stats {
-#define KM_STATS_FIELD(name) size_t name;
-  KM_STATS_FIELDS(KM_STATS_FIELD)
-#undef KM_STATS_FIELD
-};
+namespace km {
 
 void stats_metadata_add(long bytes);
 // A lane page was set up (+) or retired (-): its cell capacity in bytes.
@@ -26,7 +15,12 @@ void stats_span_add(long bytes, bool block = true);
 void stats_huge_add(long bytes, bool block = true);
 // Record the peak of (bytes in lane pages + live spans and huge blocks). Cheap; called on slow paths.
 void stats_peak_update();
-void stats_get(Stats* out);                  // walks the segments for the exact bytes in use
-void stats_print();                         // KMALLOC_STATS=1 at exit; km_stats_print()
+
+// The counters as they are now (report.cpp adds what it counts by walking the heaps).
+struct StatCounters {
+  long metadata, page_bytes, peak, span_bytes, spans, huge_bytes, huges;
+  long lane_pages[kLaneCount], lane_pages_peak[kLaneCount];
+};
+void stats_counters(StatCounters* out);
 
 }  // namespace km

@@ -1,6 +1,8 @@
 // thin.cpp — see thin.h.
 #include "core/thin.h"
 
+#include <initializer_list>
+
 #include "platform/os.h"
 
 namespace km {

@@ -11,7 +11,7 @@
 #pragma once
 #include <cstddef>
 
-#include "core/segment.h"
+#include "core/page.h"
 
 namespace km {
 

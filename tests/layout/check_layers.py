@@ -3,12 +3,16 @@
 
     platform  <  core  <  api, kmem (beside each other)  <  preload
 
+and inside src/core, files are grouped in the layers of CORE_LAYERS (each file by its name without
+.h/.cpp): a file may include the headers of its own layer and of the layers below, never above.
+
 Fails (exit 1, one line per offence: file:line: what) when
   * a file includes one of a layer above its own (src/core including "api/...", "kmalloc.h",
     "kmalloc.hpp", "kmem.h", "kmem/..." or "preload/..."; src/platform including "core/...";
     kmem including api's internals; api or kmem including preload);
   * a system call, or a kernel header, appears outside src/platform (comments and strings left out;
     a call through os:: is the platform's, a member call .read( is not a call to the kernel);
+  * a file of src/core includes a core header of a higher core layer, or is in no core layer;
   * an exception below no longer matches anything (remove it once the code is fixed).
 Usage: check_layers.py SOURCE_ROOT
 """
@@ -27,6 +31,19 @@ FORBIDDEN_INCLUDES = {
     "kmem": ["preload/", "api/"],   # the public headers are fine: kmem implements kmem.h
     "preload": [],
 }
+# The layers inside src/core, lowest first (README "Design" has the map). Within a layer files may
+# use each other (a page's cells and their secure encoding; a segment and the huge blocks beside it);
+# between layers the includes, and so the calls, point down only.
+CORE_LAYERS = [
+    ("base", ["config", "zero", "lock", "diag", "options", "size_class", "stats", "meta"]),
+    ("memory", ["page", "secure", "thin", "segment", "huge", "invariants", "remote", "purge_work",
+                "runtime"]),
+    ("heaps", ["heap", "pool", "span", "thread"]),
+    ("purge", ["purge"]),
+    ("entry", ["entry", "fork", "report"]),
+]
+CORE_RANK = {name: i for i, (_, names) in enumerate(CORE_LAYERS) for name in names}
+
 # System calls and the kernel's headers: only src/platform may name them.
 SYSCALLS = ["syscall", "mmap", "munmap", "madvise", "mremap", "mprotect", "mincore", "nanosleep",
             "usleep", "sched_yield", "pthread_create", "pthread_atfork", "pthread_sigmask",
@@ -97,6 +114,12 @@ def main(root):
                 continue
             rel = path.relative_to(root).as_posix()
             code = strip_code(path.read_text())
+            core_rank = None
+            if layer == "core":
+                core_rank = CORE_RANK.get(path.stem)
+                if core_rank is None:
+                    offend(rel, 1, path.stem, f"{path.stem} is in no layer of CORE_LAYERS "
+                           "(tests/layout/check_layers.py): say where it belongs")
             for lineno, line in enumerate(code.splitlines(), 1):
                 m = INCLUDE.match(line)
                 if m:
@@ -105,6 +128,11 @@ def main(root):
                         if inc == bad or inc.startswith(bad) or inc.split("/")[-1] == bad:
                             offend(rel, lineno, inc.split("/")[-1],
                                    f'{layer} includes "{inc}", a file of a layer above it')
+                    if core_rank is not None and inc.startswith("core/"):
+                        target = CORE_RANK.get(Path(inc).stem)
+                        if target is not None and target > core_rank:
+                            offend(rel, lineno, inc, f'core layer "{CORE_LAYERS[core_rank][0]}" includes '
+                                   f'"{inc}" of the higher layer "{CORE_LAYERS[target][0]}"')
                     if layer != "platform" and m.group(1) == "<" and inc in KERNEL_HEADERS:
                         offend(rel, lineno, inc, f"<{inc}> outside src/platform (ask platform/os.h)")
                     continue

@@ -1,0 +1,92 @@
+// entry.cpp — the slow paths behind the inline fast paths of heap.h: the thread's heap for an
+// allocation, the checks and the owner-or-remote decision of a free, and the purge poll (purge.h)
+// after any of them may have left memory waiting.
+#include <cerrno>
+
+#include "core/diag.h"
+#include "core/heap.h"
+#include "core/huge.h"
+#include "core/purge.h"
+#include "core/secure.h"
+#include "core/span.h"
+#include "core/stats.h"
+#include "core/thread.h"
+
+namespace km {
+
+namespace {
+void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
+  if (KM_UNLIKELY(secure_enabled())) {
+    lane = secure_lane(size, lane);
+    if (lane == 0) return span_alloc(size, zero);
+  }
+  SpinLock* held;
+  Heap* h = heap_for_thread(&held);
+  if (!h) return nullptr;
+  void* p = alloc_from(h, size, lane, zero);
+  if (held) held->unlock();
+  else stats_peak_update();
+  return p;
+}
+}  // namespace
+
+void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
+  void* p = alloc_slow_unchecked(size, lane, zero);
+  purge_poll();
+  if (KM_UNLIKELY(!p)) errno = ENOMEM;
+  return p;
+}
+
+void page_free_slow(Heap* h, Page* page) {
+  page_emptied(h, page);
+  purge_poll();
+}
+
+namespace {
+// A cell of another heap, already tagged free (a second free is caught from now on): to its owner.
+void hand_over(Heap* owner, Page* page, Block* b) {
+  count_remote_free(page->cell_size);
+  remote_push(&owner->remote, b);
+}
+}  // namespace
+
+void free_other(Block* b, Page* page, uintptr_t tag) {
+  if (has_canary(page)) return free_slow(b, page);   // canary check, scrub, encoding
+  Heap* owner = page_heap(page);
+  if (owner == tl_heap) return owner_free(owner, page, b);     // our full page, or a span
+  b->tag = tag;
+  hand_over(owner, page, b);
+}
+
+void free_slow(void* p, Page* page) {
+  auto* b = static_cast<Block*>(p);
+  if (page->cell_size == 0) fatal_pointer("free", "invalid pointer", p);
+  if (!is_carved_cell(page, p)) fatal_pointer("free", "invalid pointer (not the start of a block)", p);
+  if (b->tag == free_tag(page, p)) fatal_pointer("free", "double free", p);
+  if (!has_canary(page)) return free_other(b, page, free_tag(page, p));
+  // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).
+  secure_check_free(page, b);
+  Heap* owner = page_heap(page);
+  if (owner == tl_heap) return owner_free(owner, page, b);
+  // Another thread's cell: scrub and tag it free now (so a second free is caught), then hand it over.
+  secure_scrub(page, b);
+  b->tag = free_tag(page, p);
+  hand_over(owner, page, b);
+}
+
+void free_not_segment(void* p, const char* call) {
+  if (p == nullptr) return;
+  if (map_value(p) >= kMapHuge) {
+    huge_free(p, call);
+    return purge_poll();
+  }
+  fatal_pointer(call, "invalid pointer", p);
+}
+
+size_t cell_usable_size(const void* p) {
+  if (!cell_is_live(p)) return 0;
+  Page* pg = page_of(segment_of(p), p);
+  return has_canary(pg) ? secure_usable_size(pg, p) : pg->cell_size;
+}
+
+}  // namespace km

@@ -1,0 +1,55 @@
+// fork.cpp — the fork handlers: every lock of the allocator in one order, so the child finds each
+// structure whole.
+//
+// Lock order, everywhere: purge pass → heap pool → orphan heap → metadata → spare segments →
+// segments list → each segment (list order). The huge-block cache and the remote stacks are
+// lock-free. The prepare handler takes the locks in that order; the parent releases them; the child
+// resets them (only the forking thread exists there). A fork from a signal handler that interrupted
+// one of our critical sections (tl_locks_held != 0, lock.h) takes no lock at all: waiting for any of
+// them could wait for the interrupted thread itself.
+#include "core/lock.h"
+#include "core/meta.h"
+#include "core/purge.h"
+#include "core/segment.h"
+#include "core/thread.h"
+#include "platform/os.h"
+
+namespace km {
+namespace {
+// prepare, parent and child all run in the forking thread: a per-thread flag, so that two threads
+// forking at once (each in its own prepare) never read each other's answer.
+constinit thread_local bool tl_fork_took_locks = false;
+
+void fork_prepare() {
+  tl_fork_took_locks = tl_locks_held == 0;
+  if (!tl_fork_took_locks) return;
+  purge_fork_prepare();
+  threads_fork_prepare();
+  meta_fork_prepare();
+  segments_fork_prepare();
+}
+void fork_parent() {
+  if (!tl_fork_took_locks) return;
+  segments_fork_parent();
+  meta_fork_parent();
+  threads_fork_parent();
+  purge_fork_parent();
+}
+// With the locks taken, every structure they guard is whole in the child: reset the locks and go on.
+// Without (a fork from a signal handler that interrupted one of our critical sections), any of them
+// may be torn: the child abandons them all (heap pool, orphan heap, spare segments, the segment list,
+// the metadata chunk) and starts afresh; the memory stays mapped, shared copy-on-write with the parent.
+void fork_child() {
+  bool whole = tl_fork_took_locks;
+  segments_fork_child(whole);
+  meta_fork_child(whole);
+  threads_fork_child(whole);
+  purge_fork_child();
+  tl_locks_held = 0;
+}
+}  // namespace
+
+// Installed when the library is loaded, before the program can fork.
+__attribute__((constructor)) static void fork_install() { os::on_fork(fork_prepare, fork_parent, fork_child); }
+
+}  // namespace km

@@ -1,0 +1,98 @@
+// page.cpp — a lane page's cells: set-up, lazy carving, refill from the local free list (or from the
+// OS pages thinning gave back), pop and push. Owner thread only; the lists a page is on are heap.cpp's.
+#include "core/page.h"
+
+#include "core/secure.h"
+#include "core/stats.h"
+#include "core/thin.h"
+
+namespace km {
+
+namespace {
+// Cells are carved in batches of about this many bytes: enough that a run of mallocs refills rarely,
+// few enough that a page whose lane is barely used keeps its untouched OS pages out of the resident set.
+constexpr uint32_t kCarveBytes = 16384;
+}  // namespace
+
+bool page_setup(Page* pg, char* start, size_t bytes, unsigned slots, unsigned lane, size_t cell,
+                uintptr_t owner, bool zero) {
+  *pg = Page{};
+  pg->start = start;
+  pg->cell_size = uint32_t(cell);
+  pg->recip = ((uint64_t(1) << 40) + cell - 1) / cell;
+  pg->capacity = uint32_t((secure_enabled() ? secure_page_bytes(bytes) : bytes) / cell);
+  pg->owner = owner;
+  pg->lane = uint8_t(lane);
+  pg->slots = uint8_t(slots);
+  pg->zero_init = zero;
+  if (secure_enabled()) {
+    page_set(pg, kPageSecure);
+    if (!secure_page_setup(pg, bytes)) {
+      *pg = Page{};
+      return false;
+    }
+  }
+  stats_page_add(lane, long(pg->capacity) * long(cell));
+  return true;
+}
+
+void page_teardown(Page* pg, size_t bytes) {
+  if (page_has(pg, kPageSecure)) secure_page_teardown(pg, bytes);
+  stats_page_add(pg->lane, -long(pg->capacity) * long(pg->cell_size));
+  *pg = Page{};
+}
+
+namespace {
+// Thread a batch of never-used cells onto `free`, in address order.
+void page_carve(Page* pg) {
+  uint32_t n = pg->capacity - pg->carved;
+  uint32_t batch = kCarveBytes / pg->cell_size;
+  if (batch < 1) batch = 1;
+  if (n > batch) n = batch;
+  char* first = pg->start + size_t(pg->carved) * pg->cell_size;
+  Block* prev = nullptr;
+  for (uint32_t i = n; i-- > 0;) {   // back to front, so the list runs in address order
+    auto* b = reinterpret_cast<Block*>(first + size_t(i) * pg->cell_size);
+    b->next = prev;
+    b->tag = free_tag(pg, b);
+    prev = b;
+  }
+  pg->free = prev;
+  page_add_carved(pg, n);
+  pg->free_is_fresh = pg->zero_init;
+}
+}  // namespace
+
+bool page_refill(Page* pg) {
+  if (pg->free) return true;
+  if (pg->local_free) {
+    pg->free = pg->local_free;
+    pg->local_free = nullptr;
+    pg->free_is_fresh = 0;
+    return true;
+  }
+  if (pg->dropped) return page_thicken(pg);   // cells in OS pages thinning gave back
+  if (pg->carved < pg->capacity) {
+    page_carve(pg);
+    return true;
+  }
+  return false;
+}
+
+void* page_pop(Page* pg, bool zero) {
+  Block* b = pg->free;
+  pg->free = b->next;
+  b->tag = 0;
+  pg->used++;
+  if (zero) zero_popped(pg, b);
+  return b;
+}
+
+void page_push(Page* pg, Block* b) {
+  if (page_has(pg, kPageSecure)) return secure_push(pg, b);
+  b->next = pg->local_free;
+  b->tag = free_tag(pg, b);
+  pg->local_free = b;
+}
+
+}  // namespace km

@@ -1,0 +1,35 @@
+// purge_work.cpp — the work word and the purger's sleep on it (purge_work.h).
+#include "core/purge_work.h"
+
+#include "core/options.h"
+#include "platform/os.h"
+
+namespace km {
+
+std::atomic<size_t> g_dirty_bytes{0};
+
+namespace {
+std::atomic<uint32_t> g_work{0};       // bumped by every note
+std::atomic<bool> g_sleeping{false};   // the purger waits on g_work with nothing pending
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "g_work is a futex word");
+const uint32_t* futex_word() { return reinterpret_cast<const uint32_t*>(&g_work); }
+}  // namespace
+
+void purge_work_note() {
+  if (option(Opt::purge_delay_ms) < 0) return;   // never purged: nothing to wake for
+  g_work.fetch_add(1, std::memory_order_seq_cst);
+  if (g_sleeping.load(std::memory_order_seq_cst)) os::futex_wake_one(futex_word());
+}
+
+uint32_t purge_work_word() { return g_work.load(std::memory_order_acquire); }
+
+void purge_work_wait(uint32_t seen) {
+  // seq_cst on both sides: either the noter sees g_sleeping and wakes us, or we see its bump.
+  g_sleeping.store(true, std::memory_order_seq_cst);
+  if (g_work.load(std::memory_order_seq_cst) == seen) os::futex_wait(futex_word(), seen);
+  g_sleeping.store(false, std::memory_order_relaxed);
+}
+
+void purge_work_fork_child() { g_sleeping.store(false, std::memory_order_relaxed); }
+
+}  // namespace km

@@ -1,0 +1,104 @@
+// report.cpp — km_stats and the KMALLOC_STATS summary (report.h). Printing uses Msg (diag.h): no
+// stdio, no malloc.
+#include "core/report.h"
+
+#include "core/diag.h"
+#include "core/heap.h"
+#include "core/huge.h"
+#include "core/options.h"
+#include "core/purge_work.h"
+#include "core/stats.h"
+#include "platform/os.h"
+
+namespace km {
+namespace {
+// Exact bytes in cells handed out, per lane: walks every segment's pages under the segments lock.
+// Cells freed by another thread and not yet collected by their owner still count here (per lane); the
+// total subtracts them (heaps_remote_pending). `resident`: the segments' resident bytes (mincore).
+void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells, size_t* resident) {
+  LockGuard g(g_segments_lock);
+  for (Segment* s = g_segments; s; s = s->next) {
+    if (resident) *resident += os::resident_in(s, kSegmentSize);
+    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+      const Page& pg = s->pages[i];
+      if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
+      per_lane_bytes[pg.lane] += size_t(pg.used) * pg.cell_size;
+      per_lane_cells[pg.lane] += pg.used;
+    }
+  }
+}
+}  // namespace
+
+void stats_get(Stats* out) {
+  size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
+  size_t resident = 0;
+  cells_in_use(bytes, cells, &resident);
+  size_t in_use = 0;
+  for (unsigned l = 0; l < kLaneCount; ++l) in_use += bytes[l];
+  os::Counters c = os::counters();
+  StatCounters k;
+  stats_counters(&k);
+  out->span_count = size_t(k.spans);
+  out->span_bytes = size_t(k.span_bytes);
+  out->huge_count = size_t(k.huges);
+  out->huge_bytes = size_t(k.huge_bytes);
+  out->large_in_use = out->span_bytes + out->huge_bytes;
+  // What the program holds: a cell or span freed by another thread is free, collected or not.
+  size_t pending = heaps_remote_pending();
+  out->in_use = in_use + out->large_in_use > pending ? in_use + out->large_in_use - pending : 0;
+  out->peak_in_use = size_t(k.peak);
+  if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
+  out->mapped = c.mapped_bytes;
+  out->large_cached = huge_cached_bytes();
+  // kmalloc's own: segments (mincore) and the huge mappings live or cached (resident until purged).
+  out->resident = resident + out->huge_bytes + out->large_cached;
+  out->process_resident = os::resident_bytes();
+  out->metadata = size_t(k.metadata);
+  out->dirty = g_dirty_bytes.load(std::memory_order_relaxed);
+  out->mmap_count = c.mmap_count;
+  out->munmap_count = c.munmap_count;
+  out->purge_count = c.purge_count;
+  out->purged = c.purged_bytes;
+  out->heaps = heap_count();
+  out->segments = g_segment_count.load(std::memory_order_relaxed);
+}
+
+void stats_print() {
+  Stats st;
+  stats_get(&st);
+  size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
+  cells_in_use(bytes, cells, nullptr);
+  StatCounters k;
+  stats_counters(&k);
+  Msg m;
+  m.str("statistics\n").emit();
+  m.str("  in use        ").bytes(st.in_use).pad(30).str("peak ").bytes(st.peak_in_use).str("\n").emit();
+  m.str("  spans         ").num(st.span_count).str(" (").bytes(st.span_bytes).str(")").pad(30).str("free slots not yet purged ")
+      .bytes(st.dirty).str("\n").emit();
+  m.str("  huge blocks   ").num(st.huge_count).str(" (").bytes(st.huge_bytes).str(")").pad(30).str("cached ")
+      .bytes(st.large_cached).str("\n").emit();
+  m.str("  mapped        ").bytes(st.mapped).pad(30).str("resident ").bytes(st.resident).str(" (process RSS ")
+      .bytes(st.process_resident).str(")\n").emit();
+  m.str("  metadata      ").bytes(st.metadata).pad(30).str("segments ").num(st.segments).str(", heaps ")
+      .num(st.heaps).str("\n").emit();
+  m.str("  os calls      mmap ").num(st.mmap_count).str(", munmap ").num(st.munmap_count).str(", purge ")
+      .num(st.purge_count).str(" (").bytes(st.purged).str(")\n").emit();
+  // Only the lanes that hold something now: an empty lane is noise (a short program touches few).
+  m.str("  lane = size class: a request gets a cell of the smallest lane it fits; empty lanes left out\n").emit();
+  m.str("  lane        cells in use   bytes in use   pages   peak pages\n").emit();
+  for (unsigned l = 1; l < kLaneCount; ++l) {
+    long pages = k.lane_pages[l];
+    long peak = k.lane_pages_peak[l];
+    if (pages == 0 && cells[l] == 0) continue;
+    m.str("  ").num(lane_size(l)).pad(14).num(cells[l]).pad(29).bytes(bytes[l]).pad(44).snum(pages)
+        .pad(52).snum(peak).str("\n").emit();
+  }
+}
+
+
+// Runs at exit (after the program's own destructors).
+__attribute__((destructor)) static void report_at_exit() {
+  if (option(Opt::stats)) stats_print();
+}
+
+}  // namespace km
