@@ -24,7 +24,7 @@ void* alloc_large(size_t size, bool zero);
 
 // malloc: up to 1 KiB a table lookup and a lane pop; else, or when the lane's page is empty, a call.
 KM_INLINE void* alloc(size_t size) {
-  if (KM_LIKELY(size <= 1024)) return lane_alloc(size, kLanes.small_lane[(size + 15) >> 4]);
+  if (KM_LIKELY(size <= kDirectMax)) return small_alloc(size);
   return alloc_big(size);
 }
 

@@ -71,7 +71,7 @@ void list_push_front(Heap* h, Page* page) {
   page->prev = nullptr;
   page->next = head == &g_empty_page ? nullptr : head;
   if (page->next) page->next->prev = page;
-  h->lane_page[page->lane] = page;
+  set_lane_page(h, page->lane, page);
 }
 
 // Second place: a page that just got one cell back should not become the current page.
@@ -86,7 +86,7 @@ void list_push_second(Heap* h, Page* page) {
 
 void list_remove(Heap* h, Page* page) {
   if (page->prev) page->prev->next = page->next;
-  else h->lane_page[page->lane] = page->next ? page->next : &g_empty_page;
+  else set_lane_page(h, page->lane, page->next ? page->next : &g_empty_page);
   if (page->next) page->next->prev = page->prev;
   page->next = page->prev = nullptr;
 }
@@ -233,7 +233,7 @@ bool heap_reclaim(Heap* h) {
       list_push_second(h, pg);
       pg = next;
     }
-    old->lane_page[lane] = &g_empty_page;
+    set_lane_page(old, lane, &g_empty_page);
   }
   last->heap_next = h->segments;
   h->segments = old->segments;

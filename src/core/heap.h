@@ -20,8 +20,15 @@
 
 namespace km {
 
+// Requests up to kDirectMax bytes index `direct` by (size + 15) / 16: one load gives the page, with
+// no size -> lane table on malloc's path (direct[i] == lane_page[lane_of(i * 16)], kept by
+// set_lane_page).
+constexpr size_t kDirectMax = 1024;
+constexpr unsigned kDirectCount = kDirectMax / 16 + 1;
+
 struct Heap {
-  Page* lane_page[kLaneCount] = {};   // owner: current page of each lane (hot: the malloc fast path)
+  Page* direct[kDirectCount] = {};    // owner: the current page for small requests (hot: malloc)
+  Page* lane_page[kLaneCount] = {};   // owner: current page of each lane
   RemoteStack remote;                 // cells other threads freed to this heap (remote.h)
   Segment* segments = nullptr;        // owner: the segments this heap owns
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited (pool.h)
@@ -47,6 +54,7 @@ struct Heap {
   // A heap whose lanes all point at `empty` (an empty page): the state before set-up.
   constexpr explicit Heap(Page* empty) {
     for (auto& p : lane_page) p = empty;
+    for (auto& p : direct) p = empty;
   }
 };
 
@@ -93,6 +101,15 @@ size_t heap_count();
 // Bytes freed by other threads and not yet collected by their owners (stats: not "in use"). Any thread.
 size_t heaps_remote_pending();
 
+// Make pg the current page of `lane` (the only writer of lane_page and direct).
+KM_INLINE void set_lane_page(Heap* h, unsigned lane, Page* pg) {
+  h->lane_page[lane] = pg;
+  if (lane_size(lane) > kDirectMax) return;
+  // The direct entries of a lane: sizes (lane_size(lane - 1), lane_size(lane)] in steps of 16.
+  unsigned lo = lane > 1 ? unsigned(lane_size(lane - 1) / 16) + 1 : 0;
+  for (unsigned i = lo, hi = unsigned(lane_size(lane) / 16); i <= hi; ++i) h->direct[i] = pg;
+}
+
 // ---- fast paths ----------------------------------------------------------------------------
 
 // Pop a cell from the calling thread's current page of `lane`; nullptr when that page has none.
@@ -108,6 +125,19 @@ KM_INLINE Block* lane_pop(unsigned lane, Page** page_out) {
   return b;
 }
 
+// A cell for a request of at most kDirectMax bytes: a pop from the direct page, or the slow path.
+KM_INLINE void* small_alloc(size_t size) {
+  Page* page = tl_heap->direct[(size + 15) >> 4];
+  Block* b = page->free;
+  if (KM_LIKELY(b != nullptr)) {
+    page->free = b->next;
+    b->tag = 0;
+    page->used++;
+    return b;
+  }
+  return heap_alloc_slow(size, kLanes.small_lane[(size + 15) >> 4], false);
+}
+
 // A cell of `lane` for a request of `size` bytes: a pop, or the slow path.
 KM_INLINE void* lane_alloc(size_t size, unsigned lane) {
   Page* page;
@@ -118,8 +148,9 @@ KM_INLINE void* lane_alloc(size_t size, unsigned lane) {
 // Free a pointer. Cells of the calling thread's own pages are pushed back right here; anything else
 // (NULL, large blocks, other threads' cells, invalid pointers) goes to a slow path.
 KM_INLINE void cell_free(void* p) {
-  Segment* s = segment_of(p);
-  if (KM_UNLIKELY(!is_segment(s))) return free_not_segment(p, "free");
+  uintptr_t i = map_index_masked(p);
+  if (KM_UNLIKELY(!map_is_segment(i))) return free_not_segment(p, "free");
+  Segment* s = map_segment(i);
   Page* page = page_of(s, p);
   auto* b = static_cast<Block*>(p);
   uintptr_t tag = free_tag(page, p);

@@ -14,12 +14,20 @@ namespace {
 constexpr uint32_t kCarveBytes = 16384;
 }  // namespace
 
+void page_geometry(Page* pg, size_t cell) {
+  pg->cell_size = uint32_t(cell);
+  pg->shift = uint8_t(__builtin_ctzll(cell));
+  uint64_t d = cell >> pg->shift, x = d;   // x: d's inverse mod 2^64 by Newton's steps, each
+  for (int i = 0; i < 5; ++i) x *= 2 - d * x;   // doubling the correct low bits (3 -> 96)
+  pg->inv = x;
+  pg->key = g_page_secret ^ reinterpret_cast<uintptr_t>(pg->start);
+}
+
 bool page_setup(Page* pg, char* start, size_t bytes, unsigned slots, unsigned lane, size_t cell,
                 uintptr_t owner, bool zero) {
   *pg = Page{};
   pg->start = start;
-  pg->cell_size = uint32_t(cell);
-  pg->recip = ((uint64_t(1) << 40) + cell - 1) / cell;
+  page_geometry(pg, cell);
   pg->capacity = uint32_t((secure_enabled() ? secure_page_bytes(bytes) : bytes) / cell);
   pg->owner = owner;
   pg->lane = uint8_t(lane);

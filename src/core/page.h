@@ -34,7 +34,8 @@ struct Page {
   char* start;            // first cell (the page's first slot)
   uintptr_t owner;        // owning Heap* | kPageFull | kPageSecure: free() tests "my plain page" in
                           // one compare against the calling thread's heap
-  uint64_t recip;         // ceil(2^40 / cell_size): cell index = (offset * recip) >> 40, no division
+  uint64_t key;           // free tags: g_page_secret ^ start (page_geometry), one load on free's path
+  uint64_t inv;           // inverse of cell_size's odd part mod 2^64 (is_carved_cell)
   uint32_t cell_size;     // 0 for a free slot
   uint32_t used;          // owner: cells handed out (including those freed remotely, not collected)
   uint32_t carved;        // owner: cells carved from the page so far
@@ -45,7 +46,8 @@ struct Page {
   uint8_t free_is_fresh;  // `free` holds only never-used cells of a zero_init page (calloc skips memset)
   uint8_t retiring;       // owner: listed in its heap's `retiring` (empty, kept for reuse a while)
   uint8_t span;           // a span (one large block), not a lane page
-  uint8_t pad_[2];
+  uint8_t shift;          // cell_size = odd part << shift
+  uint8_t pad_[1];
   Page* next;             // owner: lane list
   Page* prev;
   // owner: thinning (thin.h). Bit i: OS page i of the page was given back while its cells were free.
@@ -75,20 +77,23 @@ KM_INLINE void page_add_carved(Page* pg, uint32_t n) {
 
 // Free tags and secure encodings use a per-page key: a process secret mixed with the page's address.
 extern uint64_t g_page_secret;
-KM_INLINE uint64_t page_key(const Page* pg) {
-  return g_page_secret ^ reinterpret_cast<uintptr_t>(pg->start);
-}
 KM_INLINE uintptr_t free_tag(const Page* pg, const void* cell) {
-  return page_key(pg) ^ reinterpret_cast<uintptr_t>(cell);
+  return pg->key ^ reinterpret_cast<uintptr_t>(cell);
 }
 
+// Set pg's cell geometry (start already set): cell_size, the divisibility constants, the free key.
+void page_geometry(Page* pg, size_t cell);
 
-// Is p the start of a carved cell of pg? The index comes from a multiply by the reciprocal (no
-// division); false for a free slot (cell_size 0), an interior pointer, or a never-carved cell.
+// Is p the start of a carved cell of pg? For cell = d << k (d odd), offset * inverse(d) mod 2^64,
+// rotated right by k, is the cell index when the offset is a multiple of the cell and at least
+// 2^64 / cell otherwise (the divisibility test of Granlund and Montgomery): one multiply, one rotate
+// and one compare test "a cell start" and "carved" at once. False for a free slot (inv 0, carved 0),
+// an interior pointer, a pointer below start, or a never-carved cell.
 KM_INLINE bool is_carved_cell(const Page* pg, const void* p) {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(pg->start);
-  uint64_t idx = (off * pg->recip) >> 40;
-  return idx * pg->cell_size == off && idx < page_carved(pg);
+  uint64_t x = off * pg->inv;
+  unsigned k = pg->shift;
+  return ((x >> k) | (x << ((64 - k) & 63))) < page_carved(pg);
 }
 
 

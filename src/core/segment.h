@@ -78,6 +78,17 @@ KM_INLINE void map_store(const void* p, uint8_t v) {
   g_segment_map[reinterpret_cast<uintptr_t>(p) >> kSegmentShift].store(v, std::memory_order_release);
 }
 KM_INLINE bool is_segment(const Segment* s) { return map_value(s) == kMapSegment; }
+// free's fast path: p's map entry, the index masked instead of bounds-checked (one instruction
+// less). A pointer at or above 2^47 selects a lower entry; if that is a segment, p fails
+// is_carved_cell against any of its pages (its offset from the page start is at least 2^47 - 4 MiB,
+// far past every page's carved cells), so it reaches the slow path's checks all the same.
+KM_INLINE uintptr_t map_index_masked(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) >> kSegmentShift) & (kSegmentMapEntries - 1);
+}
+KM_INLINE bool map_is_segment(uintptr_t i) {
+  return g_segment_map[i].load(std::memory_order_relaxed) == kMapSegment;
+}
+KM_INLINE Segment* map_segment(uintptr_t i) { return reinterpret_cast<Segment*>(i << kSegmentShift); }
 
 // Is p a cell of one of our pages that is currently handed out? Never crashes on foreign pointers.
 bool cell_is_live(const void* p);

@@ -17,10 +17,6 @@ size_t guard_bytes() { return secure_enabled() ? os::kPageSize : 0; }
 unsigned slots_for(size_t usable) {
   return unsigned((usable + guard_bytes() + kSlotSize - 1) >> kSlotShift);
 }
-void set_usable(Page* pg, size_t usable) {
-  pg->cell_size = uint32_t(usable);
-  pg->recip = ((uint64_t(1) << 40) + usable - 1) / usable;
-}
 }  // namespace
 
 bool span_fits(size_t size) { return size <= kSpanMax && slots_for(page_round(size)) <= kMaxSpanSlots; }
@@ -50,7 +46,7 @@ void* span_alloc(size_t size, bool zero) {
   Page* pg = &s->pages[first];
   *pg = Page{};
   pg->start = start;
-  set_usable(pg, usable);
+  page_geometry(pg, usable);
   pg->capacity = pg->carved = pg->used = 1;
   pg->slots = uint8_t(n);
   pg->span = 1;
@@ -94,7 +90,7 @@ bool span_resize(Page* pg, void* p, size_t size) {
   }
   stats_span_add(long(usable) - long(pg->cell_size), false);
   pg->slots = uint8_t(n);
-  set_usable(pg, usable);
+  page_geometry(pg, usable);
   return true;
 }
 

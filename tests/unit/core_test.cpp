@@ -150,3 +150,35 @@ TEST(Stats, CountInUseBytesExactly) {
 }
 
 }  // namespace
+
+namespace {
+// is_carved_cell's divisibility test against plain division, for every lane size, span-like sizes
+// (page multiples, odd multiples of 4 KiB) and odd test sizes: every offset near each of the first
+// cells, at the carved limit and beyond, below the start, and pointers at or above 2^47.
+TEST(Geometry, CarvedCellTestMatchesDivision) {
+  std::vector<size_t> sizes;
+  for (unsigned lane = 1; lane < km::kLaneCount; ++lane) sizes.push_back(km::lane_size(lane));
+  for (size_t s : {size_t(4096) * 33, size_t(4096) * 63 * 16, size_t(135168), size_t(3), size_t(24),
+                   size_t(1) << 22})
+    sizes.push_back(s);
+  alignas(64) static char base[64];
+  for (size_t cell : sizes) {
+    km::Page pg{};
+    pg.start = base;
+    km::page_geometry(&pg, cell);
+    pg.carved = 7;
+    for (uint64_t idx = 0; idx < 10; ++idx) {
+      for (int64_t d = -17; d <= 17; ++d) {
+        int64_t off = int64_t(idx * cell) + d;
+        const void* p = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(base) + uint64_t(off));
+        bool want = off >= 0 && uint64_t(off) % cell == 0 && uint64_t(off) / cell < pg.carved;
+        ASSERT_EQ(km::is_carved_cell(&pg, p), want) << "cell " << cell << " offset " << off;
+      }
+    }
+    for (uint64_t high : {uint64_t(1) << 47, (uint64_t(1) << 47) + cell, ~uint64_t(0) - 15})
+      EXPECT_FALSE(km::is_carved_cell(&pg, reinterpret_cast<const void*>(high))) << cell;
+  }
+  km::Page empty{};   // a free slot: nothing is a cell of it
+  EXPECT_FALSE(km::is_carved_cell(&empty, base));
+}
+}  // namespace
