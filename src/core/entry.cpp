@@ -31,6 +31,16 @@ void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
 }  // namespace
 
 void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
+  // The common miss: the current page's `free` ran out but the owner freed cells to it since. Swap
+  // them in and pop, unless remote frees wait or it is time for the periodic work (every 16th miss
+  // takes the whole path: retiring, thinning, stats, the purge poll).
+  Heap* h = tl_heap;
+  Page* pg = h->lane_page[lane];
+  if (pg->local_free && (++h->quick_refills & 15) != 0 && !remote_pending(&h->remote) &&
+      !page_has(pg, kPageSecure)) {
+    page_refill(pg);
+    return page_pop(pg, zero);
+  }
   void* p = alloc_slow_unchecked(size, lane, zero);
   purge_poll();
   if (KM_UNLIKELY(!p)) errno = ENOMEM;

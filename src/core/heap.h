@@ -48,7 +48,8 @@ struct Heap {
   uint32_t retiring_tick[kRetiringMax] = {};
   unsigned retiring_count = 0;
   unsigned retiring_slots = 0;
-  uint32_t tick = 0;                  // owner: slow paths taken
+  uint32_t tick = 0;                  // owner: slow paths taken (not counting quick refills)
+  uint32_t quick_refills = 0;         // owner: misses served from the page's own local frees (entry.cpp)
   int64_t thin_ms = 0;                // owner: when its sparse pages were last thinned
 
   // A heap whose lanes all point at `empty` (an empty page): the state before set-up.

@@ -11,7 +11,9 @@ namespace km {
 namespace {
 // Cells are carved in batches of about this many bytes: enough that a run of mallocs refills rarely,
 // few enough that a page whose lane is barely used keeps its untouched OS pages out of the resident set.
+// A page's first batch is one OS page: most lanes of a small program never need a second one.
 constexpr uint32_t kCarveBytes = 16384;
+constexpr uint32_t kFirstCarveBytes = 4096;
 }  // namespace
 
 void page_geometry(Page* pg, size_t cell) {
@@ -54,7 +56,7 @@ namespace {
 // Thread a batch of never-used cells onto `free`, in address order.
 void page_carve(Page* pg) {
   uint32_t n = pg->capacity - pg->carved;
-  uint32_t batch = kCarveBytes / pg->cell_size;
+  uint32_t batch = (pg->carved ? kCarveBytes : kFirstCarveBytes) / pg->cell_size;
   if (batch < 1) batch = 1;
   if (n > batch) n = batch;
   char* first = pg->start + size_t(pg->carved) * pg->cell_size;

@@ -10,6 +10,7 @@
 #include "core/heap.h"
 #include "core/segment.h"
 #include "core/size_class.h"
+#include "platform/os.h"
 #include "kmalloc.h"
 
 namespace {
@@ -180,5 +181,26 @@ TEST(Geometry, CarvedCellTestMatchesDivision) {
   }
   km::Page empty{};   // a free slot: nothing is a cell of it
   EXPECT_FALSE(km::is_carved_cell(&empty, base));
+}
+}  // namespace
+
+namespace {
+// A fresh page carves one OS page of cells first (a lane a small program barely uses keeps the rest
+// of its 64 KiB untouched), then the full batch (16 KiB) once those are all handed out.
+TEST(Pages, FirstCarveTouchesOneOsPageThenAFullBatch) {
+  constexpr size_t kBytes = 65536;
+  void* mem = km::os::map(kBytes);
+  ASSERT_NE(mem, nullptr);
+  km::Page pg{};
+  ASSERT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 1, km::lane_of(16), 16, 0x40, true));
+  ASSERT_TRUE(km::page_refill(&pg));
+  EXPECT_EQ(pg.carved, 4096u / 16);
+  EXPECT_EQ(km::os::resident_in(mem, kBytes), size_t(4096));
+  while (pg.free) km::page_pop(&pg, false);   // hand every carved cell out
+  ASSERT_TRUE(km::page_refill(&pg));
+  EXPECT_EQ(pg.carved, (4096u + 16384u) / 16);
+  EXPECT_EQ(km::os::resident_in(mem, kBytes), size_t(4096 + 16384));
+  km::page_teardown(&pg, kBytes);
+  km::os::unmap(mem, kBytes);
 }
 }  // namespace
