@@ -103,7 +103,10 @@ int trim() {
   runtime_init();
   Heap* h = tl_heap;
   size_t before = os::counters().purged_bytes + os::counters().munmap_count;
-  if (h != &g_empty_heap && h != &g_dead_heap) heap_collect(h, false);
+  if (h != &g_empty_heap && h != &g_dead_heap) {
+    HeapBusy busy(h);
+    heap_collect(h, false);
+  }
   heaps_drain_abandoned();
   purge_expired(INT64_MAX);
   segment_flush_spares();   // trim gives back the address space kept for reuse too

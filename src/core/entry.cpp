@@ -23,7 +23,11 @@ void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
   SpinLock* held;
   Heap* h = heap_for_thread(&held);
   if (!h) return nullptr;
-  void* p = alloc_from(h, size, lane, zero);
+  void* p;
+  {
+    HeapBusy busy(h);
+    p = alloc_from(h, size, lane, zero);
+  }
   if (held) held->unlock();
   else stats_peak_update();
   return p;
@@ -48,7 +52,10 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
 }
 
 void page_free_slow(Heap* h, Page* page) {
-  page_emptied(h, page);
+  {
+    HeapBusy busy(h);
+    page_emptied(h, page);
+  }
   purge_poll();
 }
 
@@ -58,12 +65,17 @@ void hand_over(Heap* owner, Page* page, Block* b) {
   count_remote_free(page->cell_size);
   remote_push(&owner->remote, b);
 }
+// A cell of the calling thread's heap that the fast path did not take back.
+void own_free(Heap* h, Page* page, Block* b) {
+  HeapBusy busy(h);
+  owner_free(h, page, b);
+}
 }  // namespace
 
 void free_other(Block* b, Page* page, uintptr_t tag) {
   if (has_canary(page)) return free_slow(b, page);   // canary check, scrub, encoding
   Heap* owner = page_heap(page);
-  if (owner == tl_heap) return owner_free(owner, page, b);     // our full page, or a span
+  if (owner == tl_heap) return own_free(owner, page, b);     // our full page, or a span
   b->tag = tag;
   hand_over(owner, page, b);
 }
@@ -77,7 +89,7 @@ void free_slow(void* p, Page* page) {
   // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).
   secure_check_free(page, b);
   Heap* owner = page_heap(page);
-  if (owner == tl_heap) return owner_free(owner, page, b);
+  if (owner == tl_heap) return own_free(owner, page, b);
   // Another thread's cell: scrub and tag it free now (so a second free is caught), then hand it over.
   secure_scrub(page, b);
   b->tag = free_tag(page, p);

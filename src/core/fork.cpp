@@ -36,9 +36,12 @@ void fork_parent() {
   purge_fork_parent();
 }
 // With the locks taken, every structure they guard is whole in the child: reset the locks and go on.
-// Without (a fork from a signal handler that interrupted one of our critical sections), any of them
-// may be torn: the child abandons them all (heap pool, orphan heap, spare segments, the segment list,
-// the metadata chunk) and starts afresh; the memory stays mapped, shared copy-on-write with the parent.
+// The heaps are lock-free, so each says whether its thread was changing it (Heap::busy): the forking
+// thread keeps its heap and the other threads' heaps are pooled, unless busy (thread.cpp).
+// Without the locks (a fork from a signal handler that interrupted one of our critical sections), any
+// of them may be torn: the child abandons them all (heap pool, orphan heap, every heap, spare
+// segments, the segment list, the metadata chunk) and starts afresh; the memory stays mapped, shared
+// copy-on-write with the parent.
 void fork_child() {
   bool whole = tl_fork_took_locks;
   segments_fork_child(whole);

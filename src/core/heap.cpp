@@ -46,6 +46,8 @@ Heap* heap_new(bool orphan) {
 
 size_t heap_count() { return g_heap_count.load(std::memory_order_relaxed); }
 
+Heap* heaps_all() { return g_all_heaps.load(std::memory_order_acquire); }
+
 void count_remote_free(uint32_t bytes) {
   Heap* me = tl_heap;
   if (me != &g_empty_heap && me != &g_dead_heap)
@@ -200,6 +202,24 @@ void owner_free(Heap* h, Page* pg, Block* b) {
   page_push(pg, b);
   if (--pg->used == 0) return page_emptied(h, pg);
   page_unfull(h, pg);   // it has a free cell again
+}
+
+// ============================================================================ a fork child's heap
+//
+// The forking thread may have been in a malloc fast path (fork from a signal handler), holding a cell
+// of a lane's current page that it has read from `free` but not yet unlinked: if the handler returns,
+// that pop completes. The child's mallocs must not pop the same cell first, so each current page goes
+// off its list, flagged full like an exhausted page; a free of one of its cells puts it back
+// (page_unfull), and a handler that allocates in the child meanwhile uses the lane's other pages. Left
+// open: a handler that frees into that page and then allocates it empty before it returns.
+
+void heap_fork_child(Heap* h) {
+  for (unsigned lane = 1; lane < kLaneCount; ++lane) {
+    Page* pg = h->lane_page[lane];
+    if (pg == &g_empty_page) continue;
+    list_remove(h, pg);
+    page_set(pg, kPageFull);
+  }
 }
 
 // ============================================================================ adopting an exited thread's pages

@@ -34,6 +34,10 @@ struct Heap {
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited (pool.h)
   Heap* all_next = nullptr;           // every heap ever made (never removed): stats sum over them
   bool orphan = false;                // the orphan heap (thread.cpp): never adopts pooled heaps
+  bool stranded = false;              // set aside in a fork child (maybe torn): never used again
+  // owner: slow paths under way that may change this heap's lists (HeapBusy). A fork child reads it
+  // to tell a heap that is whole from one its thread was updating when the process forked.
+  uint32_t busy = 0;
   // owner-written, read by stats: bytes this heap's thread freed into other heaps' remote stacks, and
   // bytes it collected from its own. Their difference, summed over all heaps, is what was freed
   // across threads and not yet collected: "in use" leaves it out, without an atomic per free.
@@ -63,6 +67,22 @@ extern Page g_empty_page;
 extern Heap g_empty_heap;
 extern Heap g_dead_heap;
 extern constinit thread_local Heap* tl_heap;   // constinit: no TLS wrapper call
+
+// Marks h busy for the scope of a slow path that changes its lists, pages or segments. The fast paths
+// never do: a thread interrupted in one leaves at worst a cell on no list (fork.cpp).
+struct HeapBusy {
+  explicit HeapBusy(Heap* h) : h_(h->orphan ? nullptr : h) {   // the orphan's is never read
+    if (h_) ++h_->busy;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);   // busy before any change a handler could see
+  }
+  ~HeapBusy() {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (h_) --h_->busy;
+  }
+  HeapBusy(const HeapBusy&) = delete;
+  HeapBusy& operator=(const HeapBusy&) = delete;
+  Heap* h_;
+};
 
 // ---- slow paths behind the fast paths below (entry.cpp); each may return nullptr (the caller sets
 // errno / throws). `size` is the request (<= lane_size(lane)); zero: the cell must read as zeros.
@@ -99,6 +119,11 @@ void heap_collect(Heap* h, bool retire_current);
 void count_remote_free(uint32_t bytes);
 // Number of heaps created so far (any thread).
 size_t heap_count();
+// The newest heap of the registry of every heap ever made; the rest through Heap::all_next.
+Heap* heaps_all();
+// A fork child keeps the forking thread's heap h (not busy): each lane's current page goes off its
+// list, as if full, so that no malloc in the child pops a cell whose pop the fork interrupted.
+void heap_fork_child(Heap* h);
 // Bytes freed by other threads and not yet collected by their owners (stats: not "in use"). Any thread.
 size_t heaps_remote_pending();
 

@@ -27,6 +27,7 @@ void* span_alloc(size_t size, bool zero) {
   SpinLock* held;
   Heap* h = heap_for_thread(&held);
   if (!h) return nullptr;
+  HeapBusy busy(h);
   // Spans freed by other threads come back first: their slots may serve this request.
   if (remote_pending(&h->remote)) collect_remote(h);
   Segment* s;
@@ -75,6 +76,7 @@ void span_release(Heap* h, Page* pg) {
 
 bool span_resize(Page* pg, void* p, size_t size) {
   if (page_owner(pg) != reinterpret_cast<uintptr_t>(tl_heap)) return false;   // not ours, or secure
+  HeapBusy busy(tl_heap);
   size_t usable = page_round(size);
   if (usable > kSpanMax) return false;
   unsigned n = slots_for(usable);

@@ -1,4 +1,4 @@
-// thread.cpp — thread life (thread.h): set-up, exit, the orphan heap.
+// thread.cpp — thread life (thread.h): set-up, exit, the orphan heap, the heaps a fork child keeps.
 //
 // Lock order: the pool (pool.h) before g_orphan_lock. The orphan heap never adopts pooled heaps
 // (heap.cpp: heap_reclaim): it runs under g_orphan_lock, which comes after the pool lock.
@@ -23,7 +23,10 @@ std::atomic<bool> g_key_ready{false};
 // Key destructor: the thread is exiting. Give back what can be given, and pool the heap.
 void thread_exit(void* arg) {
   auto* h = static_cast<Heap*>(arg);
-  heap_collect(h, true);
+  {
+    HeapBusy busy(h);
+    heap_collect(h, true);
+  }
   tl_heap = &g_dead_heap;
   g_live_heaps.fetch_sub(1, std::memory_order_relaxed);
   h->remote.abandoned.store(true, std::memory_order_seq_cst);
@@ -89,17 +92,34 @@ void threads_fork_parent() {
   pool_fork_parent();
 }
 
+// whole: prepare took every lock (fork.cpp), so the pool, the orphan heap and the heap registry are
+// whole. A heap whose thread was in a slow path on it (busy) may be torn; one whose thread was in a fast
+// path is whole but for a cell on no list (a leak) or, for the forking thread, a pop that may still
+// complete (heap_fork_child). So the forking thread keeps its heap unless it is busy, and the heaps of
+// the parent's other threads, which do not exist here, go to the pool whole, as at thread exit: their
+// pages serve the child's mallocs (heap_reclaim) and its frees of their cells are drained. Heaps that
+// cannot be trusted are stranded: their memory stays mapped, shared copy-on-write with the parent.
 void threads_fork_child(bool whole) {
   g_orphan_lock.reset_in_child();
   pool_fork_child(whole);
   if (!whole) g_orphan = nullptr;   // it may be mid-update: abandon it
-  // The forking thread's heap may be halfway through a malloc or free (fork from a signal handler
-  // that interrupted one), so the child sets it aside and starts a fresh heap on its next malloc.
-  // Like the heaps of threads that do not exist in the child, it keeps its memory (shared
-  // copy-on-write with the parent; the child usually execs), and cells of it that the child frees go
-  // to its remote queue, harmlessly.
-  if (tl_heap != &g_dead_heap) tl_heap = &g_empty_heap;
-  g_live_heaps.store(0, std::memory_order_relaxed);   // none of the parent's heaps is in use here
+  Heap* me = tl_heap;
+  bool mine = me != &g_empty_heap && me != &g_dead_heap;
+  bool keep = whole && mine && me->busy == 0;
+  // Live in the parent: neither pooled (abandoned), nor the orphan, nor stranded by an earlier fork.
+  for (Heap* h = heaps_all(); h; h = h->all_next) {
+    if (h->orphan || h->stranded || h->remote.abandoned.load(std::memory_order_relaxed)) continue;
+    if (h == me && keep) continue;
+    if (whole && h != me && h->busy == 0) {
+      h->remote.abandoned.store(true, std::memory_order_relaxed);
+      pool_put(h, h->segments != nullptr);
+    } else {
+      h->stranded = true;
+    }
+  }
+  if (keep) heap_fork_child(me);
+  else if (mine) tl_heap = &g_empty_heap;   // a fresh heap on the next malloc
+  g_live_heaps.store(keep ? 1 : 0, std::memory_order_relaxed);
 }
 
 }  // namespace km
