@@ -42,6 +42,7 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   Page* pg = h->lane_page[lane];
   if (pg->local_free && (++h->quick_refills & 15) != 0 && !remote_pending(&h->remote) &&
       !page_has(pg, kPageSecure)) {
+    HeapBusy busy(h);   // a refill half done is a torn page for a fork child
     page_refill(pg);
     return page_pop(pg, zero);
   }
