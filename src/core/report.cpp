@@ -5,6 +5,7 @@
 #include "core/diag.h"
 #include "core/heap.h"
 #include "core/huge.h"
+#include "core/mesh.h"
 #include "core/options.h"
 #include "core/purge_work.h"
 #include "core/stats.h"
@@ -83,6 +84,11 @@ void stats_print() {
       .num(st.heaps).str("\n").emit();
   m.str("  os calls      mmap ").num(st.mmap_count).str(", munmap ").num(st.munmap_count).str(", purge ")
       .num(st.purge_count).str(" (").bytes(st.purged).str(")\n").emit();
+  // What meshing would give back (an estimate: kmalloc does not mesh), for the README's question.
+  MeshEstimate me;
+  if (mesh_estimate(&me) && me.resident)
+    m.str("  mesh estimate ").bytes(me.resident).str(" of OS pages with live cells; meshing could free ")
+        .bytes(me.pairs).str(" (pairs), ").bytes(me.any).str(" (any number per frame)\n").emit();
   // Only the lanes that hold something now: an empty lane is noise (a short program touches few).
   m.str("  lane = size class: a request gets a cell of the smallest lane it fits; empty lanes left out\n").emit();
   m.str("  lane        cells in use   bytes in use   pages   peak pages\n").emit();

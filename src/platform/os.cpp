@@ -274,6 +274,13 @@ size_t resident_bytes() {
   return pages * kernel_page_size();
 }
 
+bool resident_pages(const void* p, size_t pages, unsigned char* vec) {
+  ErrnoGuard g;
+  if (::mincore(const_cast<void*>(p), pages * kPageSize, vec) != 0) return false;
+  for (size_t i = 0; i < pages; ++i) vec[i] &= 1;
+  return true;
+}
+
 size_t resident_in(const void* p, size_t size) {
   ErrnoGuard g;
   unsigned char vec[256];   // one byte per page, a chunk at a time: no allocation

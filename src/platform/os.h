@@ -83,6 +83,9 @@ void on_fork_child(void (*fn)());
 size_t resident_bytes();
 // Bytes of [p, p + size) resident in memory (mincore); p page-aligned. 0 if unknown.
 size_t resident_in(const void* p, size_t size);
+// vec[i] = 1 if page i of [p, p + pages * kPageSize) is resident, else 0 (mincore; p page-aligned,
+// pages <= 256). false if the kernel refuses (vec untouched).
+bool resident_pages(const void* p, size_t pages, unsigned char* vec);
 // The value of environment variable `name` (e.g. "KMALLOC_STATS"), or nullptr. Reads `environ`
 // directly, or /proc/self/environ before libc has set environ up (then only KMALLOC_* names are
 // found: the file is read to its end, keeping those). Returns nullptr in setuid/setgid programs

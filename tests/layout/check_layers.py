@@ -40,7 +40,7 @@ CORE_LAYERS = [
                 "runtime"]),
     ("heaps", ["heap", "pool", "span", "thread"]),
     ("purge", ["purge"]),
-    ("entry", ["entry", "fork", "report"]),
+    ("entry", ["entry", "fork", "mesh", "report"]),
 ]
 CORE_RANK = {name: i for i, (_, names) in enumerate(CORE_LAYERS) for name in names}
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/heap.h"
+#include "core/mesh.h"
 #include "core/segment.h"
 #include "core/size_class.h"
 #include "platform/os.h"
@@ -202,5 +203,56 @@ TEST(Pages, FirstCarveTouchesOneOsPageThenAFullBatch) {
   EXPECT_EQ(km::os::resident_in(mem, kBytes), size_t(4096 + 16384));
   km::page_teardown(&pg, kBytes);
   km::os::unmap(mem, kBytes);
+}
+}  // namespace
+
+namespace {
+// The meshing estimate on a page whose survivors sit at known places: 64 OS pages of 1024-byte cells
+// (4 per OS page), one survivor each, at position k % 4 of OS page k. Pages with survivors at
+// different positions can share a frame: pairs free 32 OS pages, any number per frame 48 (4 to a
+// frame). With every survivor at position 0 nothing can be meshed.
+struct MeshPage {
+  static constexpr size_t kBytes = 4 * 65536;   // 64 OS pages
+  void* mem = km::os::map(kBytes);
+  km::Page pg{};
+  std::vector<km::Block*> cells;
+  MeshPage() {
+    EXPECT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 4, km::lane_of(1024), 1024, 0x40, true));
+    while (km::page_refill(&pg))
+      while (pg.free) cells.push_back(static_cast<km::Block*>(km::page_pop(&pg, false)));
+  }
+  void keep_one_per_os_page(unsigned positions) {
+    for (size_t i = 0; i < cells.size(); ++i) {
+      size_t os_page = i / 4, pos = i % 4;
+      if (pos != os_page % positions) km::page_push(&pg, cells[i]);   // freed: carries the free tag
+    }
+  }
+  ~MeshPage() {
+    km::page_teardown(&pg, kBytes);
+    km::os::unmap(mem, kBytes);
+  }
+};
+
+TEST(Mesh, EstimateCountsFramesThatDisjointPagesCouldShare) {
+  MeshPage m;
+  ASSERT_EQ(m.cells.size(), 256u);
+  m.keep_one_per_os_page(4);
+  const km::Page* pages[] = {&m.pg};
+  km::MeshEstimate e;
+  ASSERT_TRUE(km::mesh_estimate_pages(pages, 1, &e));
+  EXPECT_EQ(e.resident, size_t(64 * 4096));
+  EXPECT_EQ(e.pairs, size_t(32 * 4096));
+  EXPECT_EQ(e.any, size_t(48 * 4096));
+}
+
+TEST(Mesh, EstimateIsZeroWhenSurvivorsOverlap) {
+  MeshPage m;
+  m.keep_one_per_os_page(1);
+  const km::Page* pages[] = {&m.pg};
+  km::MeshEstimate e;
+  ASSERT_TRUE(km::mesh_estimate_pages(pages, 1, &e));
+  EXPECT_EQ(e.resident, size_t(64 * 4096));
+  EXPECT_EQ(e.pairs, 0u);
+  EXPECT_EQ(e.any, 0u);
 }
 }  // namespace
