@@ -2,7 +2,7 @@
 //
 // The purger finds its work; nobody below calls it. Segments and huge blocks count their dirty
 // memory and note it in the work word (purge_work.h); the allocator's slow paths (core/entry.cpp)
-// poll that word. The purger thread is started on such a poll, the first time work waits in a
+// poll it. The purger thread is started on such a poll, the first time work waits in a
 // process that has a second thread of its own: a single-threaded program never gets a thread it did
 // not ask for (unshare(CLONE_NEWUSER) and some sandboxes refuse multithreaded processes). There,
 // the polls run the passes: what has waited out its delay, at most once per delay, or once a
@@ -24,7 +24,6 @@
 namespace km {
 namespace {
 std::atomic<int> g_thread_state{0};     // 0 none, 1 running, -1 could not start (purge inline)
-std::atomic<uint32_t> g_polled{0};      // the work word at the last poll that looked
 std::atomic<int64_t> g_last_pass{0};
 SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
 // Purging memory that is about to be reused costs a page fault per page on its next use (a burst
@@ -58,6 +57,7 @@ size_t purge_pass(int64_t cutoff_ms) {
 
 [[noreturn]] void purger_main() {
   for (;;) {
+    purge_work_take();
     uint32_t seen = purge_work_word();
     long delay = option(Opt::purge_delay_ms);
     purge_expired(os::now_ms() - delay);
@@ -100,9 +100,7 @@ size_t purge_expired(int64_t cutoff_ms) {
 void purge_poll() {
   int state = g_thread_state.load(std::memory_order_relaxed);
   if (state == 1) return;   // the thread runs: the note woke it
-  uint32_t work = purge_work_word();
-  if (work == g_polled.load(std::memory_order_relaxed)) return;   // nothing new since the last look
-  g_polled.store(work, std::memory_order_relaxed);   // two pollers at once: at worst a pass twice
+  if (!purge_work_take()) return;   // nothing new since the last look
   long delay = option(Opt::purge_delay_ms);
   if (delay < 0) return;   // never
   if (state == 0 && option(Opt::purge_thread) && live_heaps() >= 2) {
@@ -118,7 +116,6 @@ void purge_fork_child() {
   g_pass_lock.reset_in_child();
   purge_work_fork_child();
   if (g_thread_state.load() == 1) g_thread_state.store(0);   // the thread did not come along
-  g_polled.store(purge_work_word() - 1);   // look again on the next poll: the thread's work is ours now
 }
 
 }  // namespace km

@@ -1,9 +1,10 @@
 // purge_work.h — what the purger finds to do, left by the layers it purges. Segments, huge blocks
 // and remote stacks only count and note; they never call the purger, which is above them (purge.h).
 //
-// The work word is a futex word: purge_work_note() bumps it whenever memory starts to wait for its
-// purge delay (free slots, cached huge blocks) or an exited thread's heap gets its first remote free,
-// and wakes the purger thread if it sleeps. Lock-free: safe in any lock context and in a fork child.
+// purge_work_note() says that memory started to wait for its purge delay (free slots, cached huge
+// blocks) or that an exited thread's heap got its first remote free: it sets the noted flag (once
+// until someone takes it) and wakes the purger thread if it sleeps on the work word (a futex word).
+// Lock-free: safe in any lock context and in a fork child.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -15,7 +16,10 @@ namespace km {
 extern std::atomic<size_t> g_dirty_bytes;
 
 void purge_work_note();
-// The work word now: a poll that saw this value has seen every note before it.
+// Take the noted flag: true if something was noted since the last take (the caller then looks at
+// everything: each note's work is visible to it).
+bool purge_work_take();
+// The work word now (the purger reads it before a pass, then sleeps until it moves).
 uint32_t purge_work_word();
 // The purger thread: sleep until a note moves the word past `seen` (returns at once if it has).
 void purge_work_wait(uint32_t seen);
