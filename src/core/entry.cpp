@@ -43,11 +43,9 @@ void page_free_slow(Heap* h, Page* page) {
 }
 
 namespace {
-// A cell of another heap, already tagged free (a second free is caught from now on): to its owner.
-void hand_over(Heap* owner, Page* page, Block* b) {
-  count_remote_free(page->cell_size);
-  remote_push(&owner->remote, b);
-}
+// A cell of another heap, already tagged free (a second free is caught from now on): to its owner,
+// in the calling thread's outgoing batch (remote.h).
+KM_INLINE void hand_over(Heap* owner, Page* page, Block* b) { remote_hand_over(owner, b, page->cell_size); }
 }  // namespace
 
 void free_other(Block* b, Page* page, uintptr_t tag) {
