@@ -58,7 +58,7 @@ TEST(RemoteBatch, InUseIsExactWhileABatchIsPending) {
       EXPECT_EQ(km::tl_heap->outgoing.used, 1u) << "the cells wait in this thread's batch";
       EXPECT_FALSE(km::remote_pending(&me->remote));
       km_stats after = stats();
-      EXPECT_EQ(before.in_use - after.in_use, 20u * 64) << "a batched cell is free for the program";
+      EXPECT_EQ(before.in_use - after.in_use, 20u * page_of(v[0])->cell_size) << "a batched cell is free for the program";
     }).join();
     km_stats st = stats();
     km::collect_remote(me);
@@ -114,7 +114,7 @@ TEST(RemoteBatch, MoreOwnersThanSlotsSendTheOldest) {
     for (auto& c : v)
       for (void* p : c) km_free(p);
     EXPECT_LE(km::tl_heap->outgoing.used, km::RemoteBatch::kOwners);
-    EXPECT_EQ(before.in_use - stats().in_use, size_t(kOwners) * 2 * 64);
+    EXPECT_EQ(before.in_use - stats().in_use, size_t(kOwners) * 2 * page_of(v[0][0])->cell_size);
   });
   km_trim(0);   // the pooled heaps' frees are drained
 }
