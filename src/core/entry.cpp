@@ -61,11 +61,9 @@ void page_free_slow(Heap* h, Page* page) {
 }
 
 namespace {
-// A cell of another heap, already tagged free (a second free is caught from now on): to its owner.
-void hand_over(Heap* owner, Page* page, Block* b) {
-  count_remote_free(page->cell_size);
-  remote_push(&owner->remote, b);
-}
+// A cell of another heap, already tagged free (a second free is caught from now on): to its owner,
+// in the calling thread's outgoing batch (remote.h).
+KM_INLINE void hand_over(Heap* owner, Page* page, Block* b) { remote_hand_over(owner, b, page->cell_size); }
 // A cell of the calling thread's heap that the fast path did not take back.
 void own_free(Heap* h, Page* page, Block* b) {
   HeapBusy busy(h);
@@ -79,6 +77,9 @@ void free_other(Block* b, Page* page, uintptr_t tag) {
   if (owner == tl_heap) return own_free(owner, page, b);     // our full page, or a span
   b->tag = tag;
   hand_over(owner, page, b);
+  // A batch that reached an exited thread's heap noted work: start the purger that drains it (a
+  // program whose only allocating threads exited would otherwise keep those frees forever).
+  purge_poll(true);
 }
 
 void free_slow(void* p, Page* page) {

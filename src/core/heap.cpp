@@ -3,6 +3,7 @@
 // and thinning. Owner thread only, but for the registry of all heaps (stats) and the pool (pool.h).
 #include "core/heap.h"
 
+#include <cstdint>
 #include <new>
 
 #include "core/diag.h"
@@ -54,6 +55,18 @@ void count_remote_free(uint32_t bytes) {
     __atomic_store_n(&me->remote_freed, me->remote_freed + bytes, __ATOMIC_RELAXED);
   else
     g_heapless_remote.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void remote_hand_over(Heap* owner, Block* b, uint32_t bytes) {
+  Heap* me = tl_heap;
+  if (KM_UNLIKELY(me == &g_empty_heap || me == &g_dead_heap)) {
+    g_heapless_remote.fetch_add(bytes, std::memory_order_relaxed);
+    return remote_push(&owner->remote, b);
+  }
+  HeapBusy busy(me);   // a batch half appended is a torn heap for a fork child
+  // Counted before it is in the batch: from here on it is free for "in use" (remote.h).
+  __atomic_store_n(&me->remote_freed, me->remote_freed + bytes, __ATOMIC_RELAXED);
+  remote_batch_add(&me->outgoing, &owner->remote, b, bytes);
 }
 
 size_t heaps_remote_pending() {
@@ -294,9 +307,10 @@ void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n) {
 
 // ============================================================================ remote frees
 
-void collect_remote(Heap* h) {
-  Block* b = remote_take(&h->remote);
-  while (b) {
+void collect_remote_slice(Heap* h, size_t limit) {
+  Block* b = h->remote_backlog;
+  if (!b) b = remote_take(&h->remote);
+  for (; b && limit; --limit) {
     // Secure mode: a remote link written after free (a use-after-free) is reported, not followed.
     if (KM_UNLIKELY(secure_enabled()) && !cell_is_free(b))
       fatal_pointer("free", "corrupted remote free list at", b);
@@ -312,6 +326,12 @@ void collect_remote(Heap* h) {
     }
     b = next;
   }
+  h->remote_backlog = b;
+}
+
+void collect_remote(Heap* h) {
+  if (h->remote_backlog) collect_remote_slice(h, SIZE_MAX);   // the backlog (it takes nothing new)
+  collect_remote_slice(h, SIZE_MAX);                          // then the stack, once
 }
 
 // ============================================================================ allocation
@@ -357,11 +377,22 @@ void pack_front(Heap* h, unsigned lane) {
 
 }  // namespace
 
+// Remote frees collected per slow path: bounded work per malloc (the rest waits in the backlog),
+// yet more than a page's worth of small cells, so that a heap fed by other threads keeps up.
+constexpr size_t kCollectSlice = 512;
+
 void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
-  if (remote_pending(&h->remote)) collect_remote(h);
+  if (remote_waiting(h)) collect_remote_slice(h, kCollectSlice);
+  remote_batch_flush(&h->outgoing);   // a slow path: what this thread freed to others goes over
   if ((++h->tick & 15) == 0 && h->retiring_count) retiring_sweep(h, false);
   if ((h->tick & 63) == 0) heap_thin_if_due(h);
+  bool collected = false;
   for (Page* pg = h->lane_page[lane];; pg = h->lane_page[lane]) {
+    if (pg == &g_empty_page && !collected && remote_waiting(h)) {   // before a new page: all of them
+      collected = true;
+      collect_remote(h);
+      continue;
+    }
     if (pg == &g_empty_page && heap_reclaim(h)) continue;   // an exited thread's pages first
     if (pg == &g_empty_page) {
       pg = page_new(h, lane);
@@ -381,6 +412,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
 }
 
 void heap_collect(Heap* h, bool retire_current) {
+  remote_batch_flush(&h->outgoing);   // trim and thread exit send what this thread freed to others
   collect_remote(h);
   retiring_sweep(h, true);
   // trim thins at once; thread exit and the purger's drain too, unless the delay is -1 (never)

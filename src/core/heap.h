@@ -43,6 +43,10 @@ struct Heap {
   // across threads and not yet collected: "in use" leaves it out, without an atomic per free.
   size_t remote_freed = 0;
   size_t remote_collected = 0;
+  // owner: what this heap's thread freed into other heaps, waiting to go over in batches (remote.h).
+  RemoteBatch outgoing;
+  // owner: cells taken from `remote` and not yet put back on their pages (collect_remote_slice).
+  Block* remote_backlog = nullptr;
   // owner: pages emptied recently, still on their lane lists so that the next burst of allocations
   // reuses them as they are (no set-up, no carving); retired when still empty kRetireAfter slow paths
   // later, or the oldest first when more than kRetiringSlots slots wait. Bounds: enough for the
@@ -111,12 +115,20 @@ void page_emptied(Heap* h, Page* pg);
 unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero);
 // Give slots back to their segment (dirty, purged after the delay); an emptied segment is kept.
 void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n);
-// Push every cell other threads freed to h onto its page.
+// Push every cell other threads freed to h onto its page (the backlog, then the stack once).
 void collect_remote(Heap* h);
-// Retire h's empty pages, collect its remote frees (malloc_trim, thread exit: retire_current).
+// The same, at most `limit` cells: the rest waits in h->remote_backlog for the next slice.
+void collect_remote_slice(Heap* h, size_t limit);
+// Cells other threads freed to h wait, on its stack or in its backlog.
+KM_INLINE bool remote_waiting(const Heap* h) { return h->remote_backlog || remote_pending(&h->remote); }
+// Send h's outgoing batch, collect its remote frees, retire its empty pages (malloc_trim, thread
+// exit: retire_current).
 void heap_collect(Heap* h, bool retire_current);
 // The calling thread freed `bytes` into another heap's remote stack (counted for stats).
 void count_remote_free(uint32_t bytes);
+// A cell of `owner` (not the calling thread's heap), tagged free, of a page whose cells are `bytes`:
+// counted, then into the calling thread's outgoing batch (straight onto the stack without a heap).
+void remote_hand_over(Heap* owner, Block* b, uint32_t bytes);
 // Number of heaps created so far (any thread).
 size_t heap_count();
 // The newest heap of the registry of every heap ever made; the rest through Heap::all_next.

@@ -22,12 +22,15 @@ void pool_put(Heap* h, bool owns) {
 
 Heap* pool_take() {
   LockGuard g(g_pool_lock);
-  Heap* h = g_pool;
-  if (h) {
-    g_pool = h->pool_next;
-    h->pool_next = nullptr;
+  for (Heap** link = &g_pool; *link; link = &(*link)->pool_next) {
+    if ((*link)->segments == nullptr) {
+      Heap* h = *link;
+      *link = h->pool_next;
+      h->pool_next = nullptr;
+      return h;
+    }
   }
-  return h;
+  return nullptr;
 }
 
 Heap* pool_take_owning() {

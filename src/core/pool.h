@@ -10,7 +10,10 @@ struct Heap;
 
 // An exited thread's heap (owns: it still owns segments; the pool remembers that some heap does).
 void pool_put(Heap* h, bool owns);
-// A heap for a new thread (nullptr when the pool is empty).
+// An empty heap for a new thread (nullptr when the pool has none). Heaps that still own memory stay
+// pooled: a new thread that took one whole would own all of it, and a thread that then idles would
+// keep it (frees of its cells wait on its remote stack until its next slow path); pooled, their
+// remote frees are drained by the purger and their pages adopted when a running heap needs one.
 Heap* pool_take();
 // A heap that still owns segments, for a running heap to adopt them (nullptr when none does).
 Heap* pool_take_owning();

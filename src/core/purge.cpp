@@ -3,7 +3,7 @@
 // The purger finds its work; nobody below calls it. Segments and huge blocks count their dirty
 // memory and note it in the work word (purge_work.h); the allocator's slow paths (core/entry.cpp)
 // poll it. The purger thread is started on such a poll, the first time work waits in a
-// process that has a second thread of its own: a single-threaded program never gets a thread it did
+// process that has a second thread of its own (two heaps in use, or a free of another thread's cell): a single-threaded program never gets a thread it did
 // not ask for (unshare(CLONE_NEWUSER) and some sandboxes refuse multithreaded processes). There,
 // the polls run the passes: what has waited out its delay, at most once per delay, or once a
 // millisecond while more than kMaxDirtyUnthreaded waits; past kMaxDirtyHard everything goes at once.
@@ -97,13 +97,13 @@ size_t purge_expired(int64_t cutoff_ms) {
   return purge_pass(cutoff_ms);
 }
 
-void purge_poll() {
+void purge_poll(bool threaded) {
   int state = g_thread_state.load(std::memory_order_relaxed);
   if (state == 1) return;   // the thread runs: the note woke it
   if (!purge_work_take()) return;   // nothing new since the last look
   long delay = option(Opt::purge_delay_ms);
   if (delay < 0) return;   // never
-  if (state == 0 && option(Opt::purge_thread) && live_heaps() >= 2) {
+  if (state == 0 && option(Opt::purge_thread) && (threaded || live_heaps() >= 2)) {
     start_thread();
     if (g_thread_state.load(std::memory_order_relaxed) == 1) return;
   }

@@ -7,7 +7,9 @@
 
 namespace km {
 // The allocator's slow paths call this: start the purger, or purge inline, if work was noted.
-void purge_poll();
+// threaded: the caller knows that the process has, or had, a second thread of its own (a free of a
+// cell another thread's heap owns), so the purger may start even if only one heap is in use.
+void purge_poll(bool threaded = false);
 // Purge everything freed at or before cutoff_ms (INT64_MAX: everything). Returns bytes released.
 size_t purge_expired(int64_t cutoff_ms);
 void purge_fork_prepare();

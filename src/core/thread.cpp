@@ -23,6 +23,8 @@ std::atomic<bool> g_key_ready{false};
 // Key destructor: the thread is exiting. Give back what can be given, and pool the heap.
 void thread_exit(void* arg) {
   auto* h = static_cast<Heap*>(arg);
+  // First the outgoing batch (remote.h): cells this thread freed to other heaps go to their owners,
+  // so a pooled heap never holds one; then its own remote frees and empty pages.
   {
     HeapBusy busy(h);
     heap_collect(h, true);
