@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "core/diag.h"
+#include "core/fork.h"
 #include "core/heap.h"
 #include "core/huge.h"
 #include "core/purge.h"
@@ -13,6 +14,11 @@
 #include "core/thread.h"
 
 namespace km {
+
+// The fork handlers go in when the library is loaded. From here, not from fork.cpp: this file is
+// always linked (the fast paths call it), so a static link (libkmalloc.a) keeps them too; a
+// constructor in fork.cpp alone would be dropped with its unreferenced object file.
+__attribute__((constructor)) static void entry_load() { fork_install(); }
 
 namespace {
 void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
@@ -77,9 +83,10 @@ void free_other(Block* b, Page* page, uintptr_t tag) {
   if (owner == tl_heap) return own_free(owner, page, b);     // our full page, or a span
   b->tag = tag;
   hand_over(owner, page, b);
-  // A batch that reached an exited thread's heap noted work: start the purger that drains it (a
-  // program whose only allocating threads exited would otherwise keep those frees forever).
-  purge_poll(true);
+  // Into an exited thread's heap: start the purger that drains it (a program whose allocating threads
+  // exited would otherwise keep those frees forever). Only then: the purger's thread gets its TLS
+  // from malloc, which a program counting its own allocations would see at an arbitrary free.
+  if (KM_UNLIKELY(owner->remote.abandoned.load(std::memory_order_relaxed))) purge_poll(true);
 }
 
 void free_slow(void* p, Page* page) {

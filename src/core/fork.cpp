@@ -7,6 +7,8 @@
 // resets them (only the forking thread exists there). A fork from a signal handler that interrupted
 // one of our critical sections (tl_locks_held != 0, lock.h) takes no lock at all: waiting for any of
 // them could wait for the interrupted thread itself.
+#include "core/fork.h"
+
 #include "core/lock.h"
 #include "core/meta.h"
 #include "core/purge.h"
@@ -52,7 +54,6 @@ void fork_child() {
 }
 }  // namespace
 
-// Installed when the library is loaded, before the program can fork.
-__attribute__((constructor)) static void fork_install() { os::on_fork(fork_prepare, fork_parent, fork_child); }
+void fork_install() { os::on_fork(fork_prepare, fork_parent, fork_child); }
 
 }  // namespace km

@@ -238,42 +238,50 @@ void heap_fork_child(Heap* h) {
 // ============================================================================ adopting an exited thread's pages
 //
 // A pooled heap keeps the pages that still hold live cells when its thread exits. A running heap
-// that needs a page or slots takes one such heap out of the pool (then nobody else can touch it),
-// collects its remote frees, and moves every page and segment to itself: each page's owner changes,
-// so a free that read the old owner pushes onto the old heap's remote stack, which forwards it
-// (collect_remote). The emptied heap goes back to the pool for the next new thread.
+// that needs a page of a lane, or free slots, takes one such heap out of the pool (then nobody else
+// can touch it), collects its remote frees, and adopts one of its segments: the one holding the
+// pooled heap's first page of that lane with a free cell, else one with free slots. Each page of the
+// segment changes owner, so a free that read the old owner pushes onto the old heap's remote stack,
+// which forwards it (collect_remote). One segment at a time: a thread that needs one small block
+// must not take over an exited thread's whole heap (and then, idle, keep the frees of all its cells
+// waiting on its remote stack); the rest stays pooled, drained by the purger, for the next need.
 
 namespace {
-bool heap_reclaim(Heap* h) {
+// Move segment s with every page in it from heap `from` to heap `to` (both held by the caller).
+void segment_move(Heap* from, Heap* to, Segment* s) {
+  uintptr_t me = reinterpret_cast<uintptr_t>(to);
+  for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+    Page* pg = &s->pages[i];
+    if (s->slot_page[i] != i || pg->cell_size == 0) continue;
+    bool listed = !pg->span && !page_has(pg, kPageFull);   // every other lane page is on a list
+    if (listed) list_remove(from, pg);
+    __atomic_store_n(&pg->owner, me | (pg->owner & kPageFlags), __ATOMIC_RELAXED);
+    if (listed) list_push_second(to, pg);
+  }
+  Segment** link = &from->segments;
+  while (*link != s) link = &(*link)->heap_next;
+  *link = s->heap_next;
+  s->heap_next = to->segments;
+  to->segments = s;
+}
+
+// lane: h needs a page of it (0: h needs free slots).
+bool heap_reclaim(Heap* h, unsigned lane) {
   if (h->orphan) return false;
   Heap* old = pool_take_owning();
   if (!old) return false;
   collect_remote(old);
   retiring_sweep(old, true);
-  uintptr_t me = reinterpret_cast<uintptr_t>(h);
-  Segment* last = nullptr;
-  for (Segment* s = old->segments; s; s = s->heap_next) {
-    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
-      Page* pg = &s->pages[i];
-      if (s->slot_page[i] != i || pg->cell_size == 0) continue;
-      __atomic_store_n(&pg->owner, me | (pg->owner & kPageFlags), __ATOMIC_RELAXED);
-    }
-    last = s;
+  Segment* take = nullptr;
+  if (lane && old->lane_page[lane] != &g_empty_page) take = segment_of(old->lane_page[lane]->start);
+  for (Segment* s = old->segments; s && !take; s = s->heap_next)
+    if (s->free_slots) take = s;
+  if (take) {
+    segment_move(old, h, take);
+    collect_remote(old);   // frees that raced with the move: forwarded to h
   }
-  for (unsigned lane = 1; lane < kLaneCount; ++lane) {
-    for (Page* pg = old->lane_page[lane]; pg != &g_empty_page;) {
-      Page* next = pg->next ? pg->next : &g_empty_page;
-      list_push_second(h, pg);
-      pg = next;
-    }
-    set_lane_page(old, lane, &g_empty_page);
-  }
-  last->heap_next = h->segments;
-  h->segments = old->segments;
-  old->segments = nullptr;
-  collect_remote(old);   // frees that raced with the move: forwarded to h
-  pool_put(old, false);
-  return true;
+  pool_put(old, old->segments != nullptr);
+  return take != nullptr;
 }
 }  // namespace
 
@@ -289,7 +297,7 @@ unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero) {
         return first;
       }
     }
-    if (reclaimed || !heap_reclaim(h)) break;
+    if (reclaimed || !heap_reclaim(h, 0)) break;
   }
   Segment* s = segment_create();
   if (!s) return 0;
@@ -393,7 +401,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
       collect_remote(h);
       continue;
     }
-    if (pg == &g_empty_page && heap_reclaim(h)) continue;   // an exited thread's pages first
+    if (pg == &g_empty_page && heap_reclaim(h, lane)) continue;   // an exited thread's pages first
     if (pg == &g_empty_page) {
       pg = page_new(h, lane);
       if (!pg) return nullptr;

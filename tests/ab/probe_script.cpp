@@ -71,10 +71,15 @@ int main() {
   g_slots = reinterpret_cast<km::probe::ProcSlot*>(static_cast<char*>(m) + km::probe::kSlotsOffset);
 
   // Warm up what allocates behind our back once: a thread (glibc caches its stack and TLS vector),
-  // and a large block shrunk and freed (kmalloc starts its purge thread then: the thread's TLS vector
-  // is calloc'ed through the probe, correctly counted, but not by this script).
+  // a large block shrunk and freed, and a block freed by one thread after the thread that allocated
+  // it exited (kmalloc starts its
+  // purge thread on one of these: the thread's TLS vector is calloc'ed through the probe, correctly
+  // counted, but not by this script).
   std::thread([] {}).join();
   free(must(realloc(must(malloc(5u << 20)), 300)));
+  void* orphaned = nullptr;
+  std::thread([&orphaned] { orphaned = must(malloc(64)); }).join();
+  std::thread([orphaned] { free(orphaned); }).join();
   g_base = live_now();
   if (g_base < 0) {
     say("no probe slot for this process (is the probe preloaded?)\n");

@@ -8,6 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "kmalloc.h"
 
 namespace {
@@ -56,5 +59,65 @@ TEST(Reclaim, ARunningThreadReusesThePagesOfAnExitedOne) {
     EXPECT_TRUE(km_owns(p));
     km_free(p);
   }
+}
+}  // namespace
+
+namespace {
+// A running thread that needs one block of a lane takes one segment of an exited thread's heap, not
+// all of it: the rest stays pooled (drained by the purger, adopted when needed), so a thread that
+// allocates once and then idles does not become the owner of every cell the exited thread left.
+TEST(Reclaim, OneBlockAdoptsOneSegmentNotTheWholeHeap) {
+  constexpr int kN = 400000;   // 100 B cells: about 11 segments
+  std::vector<void*> survivors;
+  std::thread([&] {
+    std::vector<void*> all(kN);
+    for (auto& p : all) p = km_malloc(100);
+    for (int i = 0; i < kN; ++i)
+      if (i % 64) km_free(all[i]);
+      else survivors.push_back(all[i]);
+  }).join();
+  // A fresh thread allocates one block of the lane, then frees every survivor: the survivors'
+  // segments other than the one it adopted are not its own, so their frees are not local.
+  km_stats before = stats();
+  size_t own = 0;
+  std::thread([&] {
+    void* p = km_malloc(100);
+    for (void* s : survivors)
+      own += reinterpret_cast<uintptr_t>(s) >> 22 == reinterpret_cast<uintptr_t>(p) >> 22;
+    km_free(p);
+  }).join();
+  km_stats after = stats();
+  EXPECT_LE(after.segments, before.segments);   // nothing new mapped for one block
+  EXPECT_LT(own, survivors.size() / 4) << "the one block came with most of the exited heap";
+  for (void* s : survivors) km_free(s);
+}
+
+// Frees into the heap of an exited thread, by a thread that never allocates, come back within the
+// purge delay with no other allocator call: the free starts the purger, which drains the pooled heap
+// and gives its emptied pages back. In a fork child, where no purger runs yet.
+TEST(Reclaim, FreesIntoAnExitedHeapComeBackWithoutAnotherAllocation) {
+  pid_t pid = fork();   // a plain fork (the atfork handlers run): the child has no purger yet
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    constexpr int kN = 100000;   // 100 B cells: about 11 MiB of pages
+    static void* blocks[kN];
+    std::thread([] {
+      for (auto& p : blocks) p = km_malloc(100);
+    }).join();
+    size_t before = stats().resident;
+    std::thread([] {
+      for (void* p : blocks) km_free(p);
+    }).join();
+    size_t after = before;
+    for (int i = 0; i < 300 && after + (8u << 20) > before; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      after = stats().resident;
+    }
+    _exit(after + (8u << 20) <= before ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "resident did not fall by 8 MiB within 3 s";
 }
 }  // namespace
