@@ -96,6 +96,9 @@ TEST(Reclaim, OneBlockAdoptsOneSegmentNotTheWholeHeap) {
 // purge delay with no other allocator call: the free starts the purger, which drains the pooled heap
 // and gives its emptied pages back. In a fork child, where no purger runs yet.
 TEST(Reclaim, FreesIntoAnExitedHeapComeBackWithoutAnotherAllocation) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer cannot start threads in the child of a multithreaded fork";
+#endif
   pid_t pid = fork();   // a plain fork (the atfork handlers run): the child has no purger yet
   ASSERT_GE(pid, 0);
   if (pid == 0) {
