@@ -153,26 +153,13 @@ KM_INLINE void set_lane_page(Heap* h, unsigned lane, Page* pg) {
 // Pop a cell from the calling thread's current page of `lane`; nullptr when that page has none.
 KM_INLINE Block* lane_pop(unsigned lane, Page** page_out) {
   Page* page = tl_heap->lane_page[lane];
-  Block* b = page->free;
-  if (KM_LIKELY(b != nullptr)) {
-    page->free = b->next;
-    b->tag = 0;
-    page->used++;
-  }
   *page_out = page;
-  return b;
+  return page_take(page);
 }
 
 // A cell for a request of at most kDirectMax bytes: a pop from the direct page, or the slow path.
 KM_INLINE void* small_alloc(size_t size) {
-  Page* page = tl_heap->direct[(size + 15) >> 4];
-  Block* b = page->free;
-  if (KM_LIKELY(b != nullptr)) {
-    page->free = b->next;
-    b->tag = 0;
-    page->used++;
-    return b;
-  }
+  if (Block* b = page_take(tl_heap->direct[(size + 15) >> 4])) return b;
   return heap_alloc_slow(size, kLanes.small_lane[(size + 15) >> 4], false);
 }
 

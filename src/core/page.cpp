@@ -90,10 +90,7 @@ bool page_refill(Page* pg) {
 }
 
 void* page_pop(Page* pg, bool zero) {
-  Block* b = pg->free;
-  pg->free = b->next;
-  b->tag = 0;
-  pg->used++;
+  Block* b = page_take(pg);
   if (zero) zero_popped(pg, b);
   return b;
 }

@@ -97,6 +97,17 @@ KM_INLINE bool is_carved_cell(const Page* pg, const void* p) {
 }
 
 
+// Pop the first free cell of `page`; nullptr when it has none (the empty page never has one).
+KM_INLINE Block* page_take(Page* page) {
+  Block* b = page->free;
+  if (KM_LIKELY(b != nullptr)) {
+    page->free = b->next;
+    b->tag = 0;
+    page->used++;
+  }
+  return b;
+}
+
 // calloc's half of a pop: a cell from a fresh batch of a zero page is still zero but for its link.
 KM_INLINE void zero_popped(Page* page, Block* b) {
   if (page->free_is_fresh) b->next = nullptr;
