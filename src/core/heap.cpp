@@ -226,6 +226,15 @@ void owner_free(Heap* h, Page* pg, Block* b) {
 // (page_unfull), and a handler that allocates in the child meanwhile uses the lane's other pages. Left
 // open: a handler that frees into that page and then allocates it empty before it returns.
 
+void heap_fork_inherit(Heap* h) {
+  remote_batch_flush(&h->outgoing);   // whole (the heap is not busy): a pooled heap's must be empty
+#if KM_CHECKS
+  for (Segment* s = h->segments; s; s = s->heap_next)
+    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i)
+      if (s->slot_page[i] == i) s->pages[i].inherited = 1;
+#endif
+}
+
 void heap_fork_child(Heap* h) {
   for (unsigned lane = 1; lane < kLaneCount; ++lane) {
     Page* pg = h->lane_page[lane];

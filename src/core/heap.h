@@ -136,6 +136,11 @@ Heap* heaps_all();
 // A fork child keeps the forking thread's heap h (not busy): each lane's current page goes off its
 // list, as if full, so that no malloc in the child pops a cell whose pop the fork interrupted.
 void heap_fork_child(Heap* h);
+// A heap a fork child goes on using (kept, or pooled for reuse): its outgoing batch is sent. Its thread
+// may have been inside a fast path when the process forked: a pop or push cut short leaves at most one
+// page one cell short of its count (a leaked cell, never a cell handed out twice); the checks build
+// marks its pages so that the count check allows that one cell.
+void heap_fork_inherit(Heap* h);
 // Bytes freed by other threads and not yet collected by their owners (stats: not "in use"). Any thread.
 size_t heaps_remote_pending();
 

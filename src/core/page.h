@@ -47,7 +47,7 @@ struct Page {
   uint8_t retiring;       // owner: listed in its heap's `retiring` (empty, kept for reuse a while)
   uint8_t span;           // a span (one large block), not a lane page
   uint8_t shift;          // cell_size = odd part << shift
-  uint8_t pad_[1];
+  uint8_t inherited;      // checks build: set in a fork child, whose counts may be one cell short
   Page* next;             // owner: lane list
   Page* prev;
   // owner: thinning (thin.h). Bit i: OS page i of the page was given back while its cells were free.

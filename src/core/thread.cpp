@@ -113,13 +113,17 @@ void threads_fork_child(bool whole) {
     if (h->orphan || h->stranded || h->remote.abandoned.load(std::memory_order_relaxed)) continue;
     if (h == me && keep) continue;
     if (whole && h != me && h->busy == 0) {
+      heap_fork_inherit(h);
       h->remote.abandoned.store(true, std::memory_order_relaxed);
       pool_put(h, h->segments != nullptr);
     } else {
       h->stranded = true;
     }
   }
-  if (keep) heap_fork_child(me);
+  if (keep) {
+    heap_fork_inherit(me);
+    heap_fork_child(me);
+  }
   else if (mine) tl_heap = &g_empty_heap;   // a fresh heap on the next malloc
   g_live_heaps.store(keep ? 1 : 0, std::memory_order_relaxed);
 }
