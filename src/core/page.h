@@ -29,25 +29,28 @@ struct Block {
 // Cells [carved, capacity) were never touched. Owner-thread fields are written only by the thread that
 // owns the heap; nothing here is written by other threads (remote frees go to Heap::remote).
 struct Page {
-  Block* free;            // owner: cells to hand out, popped by malloc
-  Block* local_free;      // owner: cells freed by the owner since the last refill
+  // Read by every thread that frees a cell of the page (written at set-up, `carved` at carving): a
+  // cache line of its own, so that remote frees do not share the line the owner writes on every malloc.
   char* start;            // first cell (the page's first slot)
   uintptr_t owner;        // owning Heap* | kPageFull | kPageSecure: free() tests "my plain page" in
                           // one compare against the calling thread's heap
   uint64_t key;           // free tags: g_page_secret ^ start (page_geometry), one load on free's path
   uint64_t inv;           // inverse of cell_size's odd part mod 2^64 (is_carved_cell)
   uint32_t cell_size;     // 0 for a free slot
-  uint32_t used;          // owner: cells handed out (including those freed remotely, not collected)
   uint32_t carved;        // owner: cells carved from the page so far
   uint32_t capacity;      // cells that fit
   uint8_t lane;           // 0 for a free slot
   uint8_t slots;          // slots spanned
+  uint8_t shift;          // cell_size = odd part << shift
+  uint8_t span;           // a span (one large block), not a lane page
   uint8_t zero_init;      // the slots were fresh or purged when the page was set up
+  uint8_t inherited;      // checks build: set in a fork child, whose counts may be one cell short
+  // The owner's hot line: malloc pops `free` and counts `used`; free pushes `local_free`.
+  alignas(64) Block* free;   // owner: cells to hand out, popped by malloc
+  Block* local_free;      // owner: cells freed by the owner since the last refill
+  uint32_t used;          // owner: cells handed out (including those freed remotely, not collected)
   uint8_t free_is_fresh;  // `free` holds only never-used cells of a zero_init page (calloc skips memset)
   uint8_t retiring;       // owner: listed in its heap's `retiring` (empty, kept for reuse a while)
-  uint8_t span;           // a span (one large block), not a lane page
-  uint8_t shift;          // cell_size = odd part << shift
-  uint8_t inherited;      // checks build: set in a fork child, whose counts may be one cell short
   Page* next;             // owner: lane list
   Page* prev;
   // owner: thinning (thin.h). Bit i: OS page i of the page was given back while its cells were free.
