@@ -68,8 +68,14 @@ void page_free_slow(Heap* h, Page* page) {
 
 namespace {
 // A cell of another heap, already tagged free (a second free is caught from now on): to its owner,
-// in the calling thread's outgoing batch (remote.h).
-KM_INLINE void hand_over(Heap* owner, Page* page, Block* b) { remote_hand_over(owner, b, page->cell_size); }
+// in the calling thread's outgoing batch (remote.h). Into an exited thread's heap: start the purger
+// that drains it (a program whose allocating threads exited would otherwise keep those frees
+// forever). Only then: the purger's thread gets its TLS from malloc, which a program counting its
+// own allocations would see at an arbitrary free.
+void hand_over(Heap* owner, Page* page, Block* b) {
+  remote_hand_over(owner, b, page->cell_size);
+  if (KM_UNLIKELY(owner->remote.abandoned.load(std::memory_order_relaxed))) purge_poll(true);
+}
 // A cell of the calling thread's heap that the fast path did not take back.
 void own_free(Heap* h, Page* page, Block* b) {
   HeapBusy busy(h);
@@ -83,10 +89,6 @@ void free_other(Block* b, Page* page, uintptr_t tag) {
   if (owner == tl_heap) return own_free(owner, page, b);     // our full page, or a span
   b->tag = tag;
   hand_over(owner, page, b);
-  // Into an exited thread's heap: start the purger that drains it (a program whose allocating threads
-  // exited would otherwise keep those frees forever). Only then: the purger's thread gets its TLS
-  // from malloc, which a program counting its own allocations would see at an arbitrary free.
-  if (KM_UNLIKELY(owner->remote.abandoned.load(std::memory_order_relaxed))) purge_poll(true);
 }
 
 void free_slow(void* p, Page* page) {

@@ -58,14 +58,11 @@ void count_remote_free(uint32_t bytes) {
 }
 
 void remote_hand_over(Heap* owner, Block* b, uint32_t bytes) {
-  Heap* me = tl_heap;
-  if (KM_UNLIKELY(me == &g_empty_heap || me == &g_dead_heap)) {
-    g_heapless_remote.fetch_add(bytes, std::memory_order_relaxed);
-    return remote_push(&owner->remote, b);
-  }
-  HeapBusy busy(me);   // a batch half appended is a torn heap for a fork child
   // Counted before it is in the batch: from here on it is free for "in use" (remote.h).
-  __atomic_store_n(&me->remote_freed, me->remote_freed + bytes, __ATOMIC_RELAXED);
+  count_remote_free(bytes);
+  Heap* me = tl_heap;
+  if (KM_UNLIKELY(me == &g_empty_heap || me == &g_dead_heap)) return remote_push(&owner->remote, b);
+  HeapBusy busy(me);   // a batch half appended is a torn heap for a fork child
   remote_batch_add(&me->outgoing, &owner->remote, b, bytes);
 }
 
