@@ -1,6 +1,6 @@
 // heap.cpp — a heap's pages: lane lists, pages set up and retired, the retiring ring, the heap's
-// segments and slots, collection of its remote frees, adoption of an exited thread's pages, packing
-// and thinning. Owner thread only, but for the registry of all heaps (stats) and the pool (pool.h).
+// segments and slots, collection of its remote frees, adoption of an exited thread's pages and
+// thinning. Owner thread only, but for the registry of all heaps (stats) and the pool (pool.h).
 #include "core/heap.h"
 
 #include <cstdint>
@@ -75,6 +75,11 @@ size_t heaps_remote_pending() {
 }
 
 // ============================================================================ lane lists
+//
+// Why first in, first out, and not the fullest page first (packing, as tried before): a full page
+// that gets one cell back and is taken soon gives one malloc per slow path. Measured against packing
+// (interleaved runs): larson 0.87 -> 0.77 s, xmalloc 0.58 -> 0.35, handoff-mix 0.40 -> 0.35, churn
+// 0.27 -> 0.24 with peak RSS 15.7 -> 13.3 MiB, and the A/B workloads' peaks within 1%.
 
 namespace {
 
@@ -83,23 +88,24 @@ void list_push_front(Heap* h, Page* page) {
   page->prev = nullptr;
   page->next = head == &g_empty_page ? nullptr : head;
   if (page->next) page->next->prev = page;
+  else h->lane_last[page->lane] = page;
   set_lane_page(h, page->lane, page);
 }
 
-// Second place: a page that just got one cell back should not become the current page.
-void list_push_second(Heap* h, Page* page) {
-  Page* head = h->lane_page[page->lane];
-  if (head == &g_empty_page) return list_push_front(h, page);
-  page->prev = head;
-  page->next = head->next;
-  if (head->next) head->next->prev = page;
-  head->next = page;
+void list_push_back(Heap* h, Page* page) {
+  Page* last = h->lane_last[page->lane];
+  if (!last) return list_push_front(h, page);
+  page->prev = last;
+  page->next = nullptr;
+  last->next = page;
+  h->lane_last[page->lane] = page;
 }
 
 void list_remove(Heap* h, Page* page) {
   if (page->prev) page->prev->next = page->next;
   else set_lane_page(h, page->lane, page->next ? page->next : &g_empty_page);
   if (page->next) page->next->prev = page->prev;
+  else h->lane_last[page->lane] = page->prev;
   page->next = page->prev = nullptr;
 }
 
@@ -179,7 +185,7 @@ void retiring_sweep(Heap* h, bool force) {
 void page_unfull(Heap* h, Page* pg) {
   if (!page_has(pg, kPageFull)) return;
   page_clear(pg, kPageFull);
-  list_push_second(h, pg);
+  list_push_back(h, pg);
 }
 
 }  // namespace
@@ -262,7 +268,7 @@ void segment_move(Heap* from, Heap* to, Segment* s) {
     bool listed = !pg->span && !page_has(pg, kPageFull);   // every other lane page is on a list
     if (listed) list_remove(from, pg);
     __atomic_store_n(&pg->owner, me | (pg->owner & kPageFlags), __ATOMIC_RELAXED);
-    if (listed) list_push_second(to, pg);
+    if (listed) list_push_back(to, pg);
   }
   Segment** link = &from->segments;
   while (*link != s) link = &(*link)->heap_next;
@@ -373,22 +379,6 @@ void heap_thin_if_due(Heap* h) {
   heap_thin(h);
 }
 
-// Packing: the next page to allocate from is the fullest of the first kPackLook on the lane's list,
-// so that live cells concentrate and sparse pages drain (then thinning and retiring give them back),
-// as tcmalloc's span priorities and jemalloc's slab order do. A bounded look keeps it O(1).
-constexpr unsigned kPackLook = 8;
-void pack_front(Heap* h, unsigned lane) {
-  Page* head = h->lane_page[lane];
-  if (head == &g_empty_page || !head->next) return;
-  Page* best = head;
-  unsigned look = 0;
-  for (Page* pg = head->next; pg && look < kPackLook; pg = pg->next, ++look)
-    if (uint64_t(pg->used) * best->capacity > uint64_t(best->used) * pg->capacity) best = pg;
-  if (best == head) return;
-  list_remove(h, best);
-  list_push_front(h, best);
-}
-
 }  // namespace
 
 // Remote frees collected per slow path: bounded work per malloc (the rest waits in the backlog),
@@ -421,7 +411,6 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
     }
     list_remove(h, pg);   // exhausted: off the list until a cell comes back
     page_set(pg, kPageFull);
-    pack_front(h, lane);
   }
 }
 

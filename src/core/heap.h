@@ -7,7 +7,9 @@
 // (heap_reclaim): threads that come and go leave no growth behind, and none of it is stranded.
 //
 // Invariants: lane_page[l] is the first page of lane l's list, or &g_empty_page when the list is
-// empty. Every page on a lane list has kPageFull clear. Only the owner thread touches anything but
+// empty; lane_last[l] is its last page, or nullptr. Every page on a lane list has kPageFull clear.
+// A list is first in, first out: a new page goes in front (current), a page that gets cells back or
+// is adopted goes to the back, so each page waits its turn gathering frees (long runs of pops). Only the owner thread touches anything but
 // `remote` (remote.h), which other threads push freed cells onto, and `pool_next` (pool.h).
 #pragma once
 #include <atomic>
@@ -29,6 +31,7 @@ constexpr unsigned kDirectCount = kDirectMax / 16 + 1;
 struct Heap {
   Page* direct[kDirectCount] = {};    // owner: the current page for small requests (hot: malloc)
   Page* lane_page[kLaneCount] = {};   // owner: current page of each lane
+  Page* lane_last[kLaneCount] = {};   // owner: last page of each lane's list (nullptr when empty)
   RemoteStack remote;                 // cells other threads freed to this heap (remote.h)
   Segment* segments = nullptr;        // owner: the segments this heap owns
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited (pool.h)

@@ -62,6 +62,50 @@ TEST(Lanes, AMallocFreeLoopReusesCellsAndNeverGrows) {
   EXPECT_LE(seen.size(), km::kSlotSize / 112);
 }
 
+// A lane's list is first in, first out: a full page that gets a cell back goes behind the pages
+// already waiting, so that when the current page runs out the next one has had time to gather frees
+// (a page that just got one cell back, taken at once, would give one malloc per slow path).
+TEST(Lanes, APageThatGetsACellBackWaitsBehindTheOthers) {
+  std::thread([] {
+    const size_t size = 48;
+    std::vector<void*> cells;
+    std::vector<const km::Page*> pages;   // in the order they were first used
+    const km::Page* pg = nullptr;
+    while (pages.size() < 4) {
+      void* p = km_malloc(size);
+      ASSERT_NE(p, nullptr);
+      cells.push_back(p);
+      pg = km::page_of(km::segment_of(p), p);
+      if (pages.empty() || pages.back() != pg) pages.push_back(pg);
+    }
+    // pages[1] and pages[2] are full; pages[3] is current. One cell back into each, [1] first.
+    void* first = nullptr;
+    void* second = nullptr;
+    for (void*& p : cells) {
+      const km::Page* q = km::page_of(km::segment_of(p), p);
+      if (!first && q == pages[1]) std::swap(first, p);
+      else if (!second && q == pages[2]) std::swap(second, p);
+    }
+    ASSERT_NE(first, nullptr);
+    ASSERT_NE(second, nullptr);
+    km_free(first);
+    km_free(second);
+    // Use up the current page; then the two cells come back in the order their pages did.
+    void* p;
+    while (true) {
+      p = km_malloc(size);
+      cells.push_back(p);
+      if (km::page_of(km::segment_of(p), p) != pages[3]) break;
+    }
+    EXPECT_EQ(p, first);
+    p = km_malloc(size);
+    cells.push_back(p);
+    EXPECT_EQ(p, second);
+    for (void* c : cells)
+      if (c) km_free(c);
+  }).join();
+}
+
 TEST(Lanes, CellsOfOnePageShareItsSegment) {
   void* a = km_malloc(48);
   void* b = km_malloc(48);
