@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "core/diag.h"
+#include "core/foreign.h"
 #include "core/fork.h"
 #include "core/heap.h"
 #include "core/huge.h"
@@ -45,6 +46,15 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   // them in and pop, unless remote frees wait or it is time for the periodic work (every 16th miss
   // takes the whole path: retiring, thinning, stats, the purge poll).
   Heap* h = tl_heap;
+  if (size <= kDirectMax) {   // the kept foreign cells of a direct lane ran out: back to its page
+    Page* d = h->direct[(size + 15) >> 4];
+    if (KM_UNLIKELY(is_foreign_list(h, d)) && !d->free) {
+      unsigned direct_lane = kLanes.small_lane[(size + 15) >> 4];
+      foreign_restore(h, direct_lane);
+      if (direct_lane == lane && !zero)
+        if (Block* b = page_take(h->lane_page[lane])) return b;
+    }
+  }
   Page* pg = h->lane_page[lane];
   if (pg->local_free && (++h->quick_refills & 15) != 0 && !remote_pending(&h->remote) &&
       !page_has(pg, kPageSecure)) {
@@ -86,8 +96,10 @@ void own_free(Heap* h, Page* page, Block* b) {
 void free_other(Block* b, Page* page, uintptr_t tag) {
   if (has_canary(page)) return free_slow(b, page);   // canary check, scrub, encoding
   Heap* owner = page_heap(page);
-  if (owner == tl_heap) return own_free(owner, page, b);     // our full page, or a span
+  Heap* h = tl_heap;
+  if (owner == h) return own_free(owner, page, b);     // our full page, or a span
   b->tag = tag;
+  if (foreign_keep(h, page, b)) return;   // for this thread's next malloc of the size (foreign.h)
   hand_over(owner, page, b);
 }
 

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "core/diag.h"
+#include "core/foreign.h"
 #include "core/invariants.h"
 #include "core/meta.h"
 #include "core/options.h"
@@ -70,7 +71,7 @@ size_t heaps_remote_pending() {
   long pending = long(g_heapless_remote.load(std::memory_order_relaxed));
   for (Heap* h = g_all_heaps.load(std::memory_order_acquire); h; h = h->all_next)
     pending += long(__atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED)) -
-               long(__atomic_load_n(&h->remote_collected, __ATOMIC_RELAXED));
+               long(__atomic_load_n(&h->remote_collected, __ATOMIC_RELAXED)) + long(foreign_bytes(h));
   return pending > 0 ? size_t(pending) : 0;
 }
 
@@ -230,6 +231,7 @@ void owner_free(Heap* h, Page* pg, Block* b) {
 // open: a handler that frees into that page and then allocates it empty before it returns.
 
 void heap_fork_inherit(Heap* h) {
+  foreign_fork_child(h);   // before the batch: a pop cut short may yet finish (foreign.h)
   remote_batch_flush(&h->outgoing);   // whole (the heap is not busy): a pooled heap's must be empty
 #if KM_CHECKS
   for (Segment* s = h->segments; s; s = s->heap_next)
@@ -390,6 +392,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
   remote_batch_flush(&h->outgoing);   // a slow path: what this thread freed to others goes over
   if ((++h->tick & 15) == 0 && h->retiring_count) retiring_sweep(h, false);
   if ((h->tick & 63) == 0) heap_thin_if_due(h);
+  if ((h->tick & (kForeignFlushTicks - 1)) == 0) foreign_flush(h);   // an idle lane's kept cells
   bool collected = false;
   for (Page* pg = h->lane_page[lane];; pg = h->lane_page[lane]) {
     if (pg == &g_empty_page && !collected && remote_waiting(h)) {   // before a new page: all of them
@@ -415,6 +418,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
 }
 
 void heap_collect(Heap* h, bool retire_current) {
+  foreign_flush(h);   // kept cells of other heaps first: into the batch that goes next
   remote_batch_flush(&h->outgoing);   // trim and thread exit send what this thread freed to others
   collect_remote(h);
   retiring_sweep(h, true);

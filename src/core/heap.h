@@ -23,10 +23,12 @@
 namespace km {
 
 // Requests up to kDirectMax bytes index `direct` by (size + 15) / 16: one load gives the page, with
-// no size -> lane table on malloc's path (direct[i] == lane_page[lane_of(i * 16)], kept by
-// set_lane_page).
+// no size -> lane table on malloc's path (direct[i] == lane_page[lane_of(i * 16)], or that lane's
+// kept foreign cells while it has some: set_lane_page, foreign.h).
 constexpr size_t kDirectMax = 1024;
 constexpr unsigned kDirectCount = kDirectMax / 16 + 1;
+// Lanes 1 .. kForeignLanes - 1 are the direct lanes, whose kept foreign cells malloc pops (foreign.h).
+constexpr unsigned kForeignLanes = kLanes.small_lane[kDirectCount - 1] + 1u;
 
 struct Heap {
   Page* direct[kDirectCount] = {};    // owner: the current page for small requests (hot: malloc)
@@ -62,6 +64,8 @@ struct Heap {
   uint32_t tick = 0;                  // owner: slow paths taken (not counting quick refills)
   uint32_t quick_refills = 0;         // owner: misses served from the page's own local frees (entry.cpp)
   int64_t thin_ms = 0;                // owner: when its sparse pages were last thinned
+  // owner: cells of other heaps' pages this thread freed, kept for its next mallocs (foreign.h).
+  Page foreign[kForeignLanes] = {};
 
   // A heap whose lanes all point at `empty` (an empty page): the state before set-up.
   constexpr explicit Heap(Page* empty) {
@@ -147,13 +151,18 @@ void heap_fork_inherit(Heap* h);
 // Bytes freed by other threads and not yet collected by their owners (stats: not "in use"). Any thread.
 size_t heaps_remote_pending();
 
-// Make pg the current page of `lane` (the only writer of lane_page and direct).
-KM_INLINE void set_lane_page(Heap* h, unsigned lane, Page* pg) {
-  h->lane_page[lane] = pg;
-  if (lane_size(lane) > kDirectMax) return;
-  // The direct entries of a lane: sizes (lane_size(lane - 1), lane_size(lane)] in steps of 16.
+// Point the direct entries of a direct lane (sizes (lane_size(lane - 1), lane_size(lane)] in steps
+// of 16) at pg: the lane's current page, or its kept foreign cells (foreign.h).
+KM_INLINE void set_direct(Heap* h, unsigned lane, Page* pg) {
   unsigned lo = lane > 1 ? unsigned(lane_size(lane - 1) / 16) + 1 : 0;
   for (unsigned i = lo, hi = unsigned(lane_size(lane) / 16); i <= hi; ++i) h->direct[i] = pg;
+}
+
+// Make pg the current page of `lane` (lane_page's only writer). The direct entries follow, unless
+// they point at kept foreign cells, which go first.
+KM_INLINE void set_lane_page(Heap* h, unsigned lane, Page* pg) {
+  h->lane_page[lane] = pg;
+  if (lane < kForeignLanes && !h->foreign[lane].free) set_direct(h, lane, pg);
 }
 
 // ---- fast paths ----------------------------------------------------------------------------

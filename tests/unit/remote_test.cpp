@@ -37,7 +37,9 @@ TEST(RemoteBatch, CellsFreedByAThreadThatThenExitsReachTheOwner) {
     km::Page* pg = page_of(v[0]);
     uint32_t used = pg->used;
     std::thread([&] {
-      km_free(km_malloc(64));   // a heap of its own: its frees of ours are batched
+      // A heap of its own that hands out no 64-byte cell: its frees of ours are batched (a thread
+      // that allocates that size keeps a few for itself, foreign.h).
+      km_free(km_malloc(4000));
       for (void* p : v) km_free(p);
     }).join();
     EXPECT_TRUE(km::remote_waiting(me)) << "the exited thread's batch never reached the owner";
@@ -52,7 +54,7 @@ TEST(RemoteBatch, InUseIsExactWhileABatchIsPending) {
     km::Heap* me = km::tl_heap;
     std::vector<void*> v = cells(20, 64);
     std::thread([&] {
-      km_free(km_malloc(64));
+      km_free(km_malloc(4000));   // no 64-byte cells of its own (see above)
       km_stats before = stats();
       for (void* p : v) km_free(p);
       EXPECT_EQ(km::tl_heap->outgoing.used, 1u) << "the cells wait in this thread's batch";
@@ -73,7 +75,7 @@ TEST(RemoteBatch, AFullBatchGoesOverWhileItsThreadRuns) {
     std::vector<void*> v = cells(int(km::RemoteBatch::kCells), 64);
     void* big = km_malloc(300 << 10);   // a span: over the byte bound alone
     std::thread([&] {
-      km_free(km_malloc(64));
+      km_free(km_malloc(4000));   // no 64-byte cells of its own (see above)
       for (int i = 0; i + 1 < int(v.size()); ++i) km_free(v[i]);
       EXPECT_FALSE(km::remote_pending(&me->remote));
       km_free(v.back());   // the 64th: the batch goes
@@ -92,7 +94,7 @@ TEST(RemoteBatch, TheFreeingThreadsSlowPathSendsItsBatch) {
     km::Heap* me = km::tl_heap;
     std::vector<void*> v = cells(3, 64);
     std::thread([&] {
-      km_free(km_malloc(64));
+      km_free(km_malloc(4000));   // no 64-byte cells of its own (see above)
       for (void* p : v) km_free(p);
       EXPECT_FALSE(km::remote_pending(&me->remote));
       void* q = km_malloc(3000);   // a lane this thread has not used: a slow path

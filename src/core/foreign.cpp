@@ -1,0 +1,74 @@
+// foreign.cpp — other heaps' cells kept for reuse by the thread that freed them (foreign.h).
+#include "core/foreign.h"
+
+namespace km {
+namespace {
+uint32_t kept(const Page* f) {
+  int32_t n = int32_t(f->carved - f->used);   // a pop a fork cut short may leave it at -1
+  return n > 0 ? uint32_t(n) : 0;
+}
+
+// Hand the cells of one lane's list to their owners; the list is empty afterwards.
+void flush_lane(Heap* h, unsigned lane) {
+  Page* f = &h->foreign[lane];
+  Block* b = f->free;
+  f->free = nullptr;
+  f->carved = f->used = 0;
+  set_direct(h, lane, h->lane_page[lane]);
+  while (b) {
+    Block* next = b->next;
+    Page* page = page_of(segment_of(b), b);
+    Heap* owner = page_heap(page);
+    if (owner == h) owner_free(h, page, b);   // its page came to h meanwhile (heap_reclaim)
+    else remote_hand_over(owner, b, page->cell_size);
+    b = next;
+  }
+}
+}  // namespace
+
+bool foreign_keep(Heap* h, Page* page, Block* b) {
+  unsigned lane = page->lane;
+  if (lane >= kForeignLanes || page->span || page_has(page, kPageSecure) || h == &g_empty_heap ||
+      h == &g_dead_heap || h->orphan || h->lane_page[lane] == &g_empty_page ||
+      page_heap(page)->remote.abandoned.load(std::memory_order_relaxed))
+    return false;
+  HeapBusy busy(h);   // a list or direct entries half changed are a torn heap for a fork child
+  Page* f = &h->foreign[lane];
+  if (kept(f) >= foreign_limit(lane)) flush_lane(h, lane);   // the older ones go home
+  b->next = f->free;
+  f->free = b;
+  f->carved++;
+  if (!b->next) set_direct(h, lane, f);
+  return true;
+}
+
+void foreign_restore(Heap* h, unsigned lane) {
+  Page* f = &h->foreign[lane];
+  if (f->free) return;
+  f->carved = f->used = 0;
+  set_direct(h, lane, h->lane_page[lane]);
+}
+
+void foreign_flush(Heap* h) {
+  HeapBusy busy(h);
+  for (unsigned lane = 1; lane < kForeignLanes; ++lane)
+    if (h->foreign[lane].free) flush_lane(h, lane);
+}
+
+void foreign_fork_child(Heap* h) {
+  for (unsigned lane = 1; lane < kForeignLanes; ++lane) {
+    Page* f = &h->foreign[lane];
+    f->free = nullptr;
+    f->carved = f->used = 0;
+    set_direct(h, lane, h->lane_page[lane]);
+  }
+}
+
+size_t foreign_bytes(const Heap* h) {
+  size_t bytes = 0;
+  for (unsigned lane = 1; lane < kForeignLanes; ++lane)
+    bytes += size_t(kept(&h->foreign[lane])) * lane_size(lane);
+  return bytes;
+}
+
+}  // namespace km
