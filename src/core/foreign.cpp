@@ -8,13 +8,19 @@ uint32_t kept(const Page* f) {
   return n > 0 ? uint32_t(n) : 0;
 }
 
-// Hand the cells of one lane's list to their owners; the list is empty afterwards.
-void flush_lane(Heap* h, unsigned lane) {
+// Empty the lane's list (its cells are the caller's to deal with) and point its direct entries at
+// the lane's current page.
+void reset(Heap* h, unsigned lane) {
   Page* f = &h->foreign[lane];
-  Block* b = f->free;
   f->free = nullptr;
   f->carved = f->used = 0;
   set_direct(h, lane, h->lane_page[lane]);
+}
+
+// Hand the cells of one lane's list to their owners; the list is empty afterwards.
+void flush_lane(Heap* h, unsigned lane) {
+  Block* b = h->foreign[lane].free;
+  reset(h, lane);
   while (b) {
     Block* next = b->next;
     Page* page = page_of(segment_of(b), b);
@@ -43,10 +49,7 @@ bool foreign_keep(Heap* h, Page* page, Block* b) {
 }
 
 void foreign_restore(Heap* h, unsigned lane) {
-  Page* f = &h->foreign[lane];
-  if (f->free) return;
-  f->carved = f->used = 0;
-  set_direct(h, lane, h->lane_page[lane]);
+  if (!h->foreign[lane].free) reset(h, lane);
 }
 
 void foreign_flush(Heap* h) {
@@ -56,12 +59,7 @@ void foreign_flush(Heap* h) {
 }
 
 void foreign_fork_child(Heap* h) {
-  for (unsigned lane = 1; lane < kForeignLanes; ++lane) {
-    Page* f = &h->foreign[lane];
-    f->free = nullptr;
-    f->carved = f->used = 0;
-    set_direct(h, lane, h->lane_page[lane]);
-  }
+  for (unsigned lane = 1; lane < kForeignLanes; ++lane) reset(h, lane);   // the cells are dropped
 }
 
 size_t foreign_bytes(const Heap* h) {

@@ -9,8 +9,9 @@
 // Invariants: lane_page[l] is the first page of lane l's list, or &g_empty_page when the list is
 // empty; lane_last[l] is its last page, or nullptr. Every page on a lane list has kPageFull clear.
 // A list is first in, first out: a new page goes in front (current), a page that gets cells back or
-// is adopted goes to the back, so each page waits its turn gathering frees (long runs of pops). Only the owner thread touches anything but
-// `remote` (remote.h), which other threads push freed cells onto, and `pool_next` (pool.h).
+// is adopted goes to the back, so each page waits its turn gathering frees (long runs of pops).
+// Only the owner thread touches anything but `remote` (remote.h), which other threads push freed
+// cells onto, and `pool_next` (pool.h).
 #pragma once
 #include <atomic>
 #include <cstring>
