@@ -360,17 +360,6 @@ void collect_remote(Heap* h) {
 
 namespace {
 
-// Thin h's sparse pages (thin.h): every page of its segments but the current page of each lane.
-void heap_thin(Heap* h) {
-  for (Segment* s = h->segments; s; s = s->heap_next) {
-    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
-      Page* pg = &s->pages[i];
-      if (s->slot_page[i] != i || h->lane_page[pg->lane] == pg || !page_thin_candidate(pg)) continue;
-      page_thin(pg);
-    }
-  }
-}
-
 // Every 64 slow paths, thin if the purge delay has passed since the last time (never with -1).
 void heap_thin_if_due(Heap* h) {
   long delay = option(Opt::purge_delay_ms);
@@ -378,7 +367,7 @@ void heap_thin_if_due(Heap* h) {
   int64_t now = os::now_ms();
   if (now - h->thin_ms < delay) return;
   h->thin_ms = now;
-  heap_thin(h);
+  heap_thin(h, false);
 }
 
 }  // namespace
@@ -410,11 +399,28 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
     if (page_has(pg, kPageSecure)) {
       if (secure_has_cell(pg)) return secure_pop(pg, zero, size);
     } else if (page_refill(pg)) {
+      pg->visited = h->thin_pass;
       return page_pop(pg, zero);
     }
     list_remove(h, pg);   // exhausted: off the list until a cell comes back
     page_set(pg, kPageFull);
   }
+}
+
+// Pages malloc refilled from since the last pass are in their lane's rotation: their free cells are
+// handed out again soon, and a purged OS page would cost a fault then. On random-table (sizes
+// churning in every lane), thinning them took 55,000 page faults and 0.62 s, against 18,500 and
+// 0.44 s without, for the same peak RSS.
+void heap_thin(Heap* h, bool all) {
+  for (Segment* s = h->segments; s; s = s->heap_next) {
+    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+      Page* pg = &s->pages[i];
+      if (s->slot_page[i] != i || h->lane_page[pg->lane] == pg) continue;
+      if (!all && pg->visited == h->thin_pass) continue;
+      if (page_thin_candidate(pg)) page_thin(pg);
+    }
+  }
+  h->thin_pass++;
 }
 
 void heap_collect(Heap* h, bool retire_current) {
@@ -423,7 +429,7 @@ void heap_collect(Heap* h, bool retire_current) {
   collect_remote(h);
   retiring_sweep(h, true);
   // trim thins at once; thread exit and the purger's drain too, unless the delay is -1 (never)
-  if (!retire_current || option(Opt::purge_delay_ms) >= 0) heap_thin(h);
+  if (!retire_current || option(Opt::purge_delay_ms) >= 0) heap_thin(h, true);
   for (unsigned lane = 1; lane < kLaneCount; ++lane) {
     Page* pg = h->lane_page[lane];
     while (pg != &g_empty_page && pg != nullptr) {

@@ -65,6 +65,7 @@ struct Heap {
   uint32_t tick = 0;                  // owner: slow paths taken (not counting quick refills)
   uint32_t quick_refills = 0;         // owner: misses served from the page's own local frees (entry.cpp)
   int64_t thin_ms = 0;                // owner: when its sparse pages were last thinned
+  uint32_t thin_pass = 1;             // owner: thinning passes so far, plus one (Page::visited)
   // owner: cells of other heaps' pages this thread freed, kept for its next mallocs (foreign.h).
   Page foreign[kForeignLanes] = {};
 
@@ -129,6 +130,9 @@ void collect_remote(Heap* h);
 void collect_remote_slice(Heap* h, size_t limit);
 // Cells other threads freed to h wait, on its stack or in its backlog.
 KM_INLINE bool remote_waiting(const Heap* h) { return h->remote_backlog || remote_pending(&h->remote); }
+// Give back the free OS pages of h's sparse pages (thin.h) but the current ones and, unless `all`,
+// those malloc refilled from since the last pass (the periodic pass; trim and exit thin all).
+void heap_thin(Heap* h, bool all);
 // Send h's outgoing batch, collect its remote frees, retire its empty pages (malloc_trim, thread
 // exit: retire_current).
 void heap_collect(Heap* h, bool retire_current);

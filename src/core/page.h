@@ -56,6 +56,8 @@ struct Page {
   // owner: thinning (thin.h). Bit i: OS page i of the page was given back while its cells were free.
   uint32_t dropped;       // cells off every list because they overlap such an OS page
   uint32_t used_at_thin;  // `used` when last thinned: thin again only after a quarter more went
+  uint32_t visited;       // owner: its heap's thin_pass when malloc last refilled from it (thinning
+                          // skips a page the lane reached since the last pass: its cells go soon)
   uint64_t thinned[4];    // 256 OS pages: the largest lane page (16 slots)
 };
 // Flag bits in Page::owner (heaps are 64-byte aligned, so the low bits are free).

@@ -8,6 +8,7 @@
 
 #include "core/heap.h"
 #include "core/segment.h"
+#include "core/thin.h"
 #include "kmalloc.h"
 #include "platform/os.h"
 
@@ -50,6 +51,35 @@ TEST(Thin, ASparsePageGivesItsFreeOsPagesBackAndTakesThemAgain) {
     }
     for (unsigned char* p : kept) EXPECT_NE(p[0], 0xEE) << "a live cell was handed out again";
     for (unsigned char* p : again) km_free(p);
+    for (unsigned char* p : kept) km_free(p);
+  }).join();
+}
+
+// The periodic pass leaves alone a sparse page malloc refilled from since the last pass (its free
+// cells are in the lane's rotation: purging them costs a fault per OS page when they are handed out
+// again), and thins it the pass after if malloc has not come back to it.
+TEST(Thin, ThePeriodicPassSkipsAPageRefilledFromSinceTheLastPass) {
+  std::thread([] {
+    constexpr size_t kCell = 256;   // 256 to a 64 KiB page, 16 to an OS page
+    std::vector<unsigned char*> all;
+    for (int i = 0; i < 4 * 256 + 8; ++i) all.push_back(static_cast<unsigned char*>(km_malloc(kCell)));
+    km::Page* first = km::page_of(km::segment_of(all[0]), all[0]);
+    std::vector<unsigned char*> kept;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i % 64 == 0) kept.push_back(all[i]);
+      else km_free(all[i]);
+    }
+    km::Heap* h = km::tl_heap;
+    ASSERT_NE(h->lane_page[first->lane], first) << "the test needs a page that is not current";
+    ASSERT_TRUE(km::page_thin_candidate(first));
+    // malloc refilled from `first` while the first 256 cells were handed out: this pass skips it.
+    km::heap_thin(h, false);
+    EXPECT_EQ(first->dropped, 0u) << "a page in the lane's rotation was thinned";
+    EXPECT_EQ(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize);
+    // Nothing was taken from it since: the next pass thins it.
+    km::heap_thin(h, false);
+    EXPECT_GT(first->dropped, 0u);
+    EXPECT_LE(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize / 4 + 4096);
     for (unsigned char* p : kept) km_free(p);
   }).join();
 }
