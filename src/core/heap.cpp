@@ -301,14 +301,21 @@ bool heap_reclaim(Heap* h, unsigned lane) {
 
 // ============================================================================ slots
 
+// Slots still resident in any of h's segments before clean ones in the first that has room: a page
+// set up in purged slots while dirty ones wait in another segment faults in memory that the purge
+// then gives back (churn's RSS went up and down by 1.5 MiB every purge delay, 13.3 MiB peak).
 unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero) {
   for (bool reclaimed = false;; reclaimed = true) {
-    for (Segment* s = h->segments; s; s = s->heap_next) {
-      if (s->free_slots == 0) continue;   // only this thread changes free_slots: no lock to peek
-      KM_CHECK_SEGMENT(s);
-      if (unsigned first = segment_take_slots(s, n, zero)) {
-        *seg = s;
-        return first;
+    for (int dirty_only = 1; dirty_only >= 0; --dirty_only) {
+      for (Segment* s = h->segments; s; s = s->heap_next) {
+        // Only this thread adds free slots; the purger only clears dirty bits: peeks need no lock.
+        if (s->free_slots == 0 || (dirty_only && !__atomic_load_n(&s->dirty_slots, __ATOMIC_RELAXED)))
+          continue;
+        KM_CHECK_SEGMENT(s);
+        if (unsigned first = segment_take_slots(s, n, zero, dirty_only)) {
+          *seg = s;
+          return first;
+        }
       }
     }
     if (reclaimed || !heap_reclaim(h, 0)) break;

@@ -118,7 +118,7 @@ void segment_destroy(Segment* s) {
   os::unmap(s, kSegmentSize);
 }
 
-unsigned segment_take_slots(Segment* s, unsigned n, bool* zero) {
+unsigned segment_take_slots(Segment* s, unsigned n, bool* zero, bool dirty_only) {
   LockGuard g(s->lock);
   uint64_t run = s->free_slots;   // bit i survives if slots i..i+n-1 are all free
   for (unsigned k = 1; k < n && run; ++k) run &= s->free_slots >> k;
@@ -126,6 +126,7 @@ unsigned segment_take_slots(Segment* s, unsigned n, bool* zero) {
   // Prefer a run that reuses dirty memory (already resident) over touching clean memory.
   uint64_t dirty_run = run;
   for (unsigned k = 0; k < n && dirty_run; ++k) dirty_run &= s->dirty_slots >> k;
+  if (dirty_only && !dirty_run) return 0;
   unsigned first = unsigned(__builtin_ctzll(dirty_run ? dirty_run : run));
   uint64_t m = run_mask(first, n);
   *zero = (s->dirty_slots & m) == 0;

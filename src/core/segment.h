@@ -103,9 +103,10 @@ void segment_destroy(Segment* s);              // unmap; the segment must have n
 // An empty segment its heap lets go: kept in the spare pool (bounded), or unmapped.
 void segment_retire(Segment* s);
 size_t segment_flush_spares();                 // unmap every spare (trim); returns how many
-// Take `n` consecutive free slots of `s` for a page; returns the first slot or 0 when none.
-// *zero tells whether all of them were fresh or purged.
-unsigned segment_take_slots(Segment* s, unsigned n, bool* zero);
+// Take `n` consecutive free slots of `s` for a page, a dirty run (still resident) before a clean
+// one; returns the first slot or 0 when none (dirty_only: when no run is all dirty). *zero tells
+// whether all of them were fresh or purged.
+unsigned segment_take_slots(Segment* s, unsigned n, bool* zero, bool dirty_only = false);
 // Take slots [first, first + n) if they are all free (a span growing in place); false otherwise.
 bool segment_take_slots_at(Segment* s, unsigned first, unsigned n);
 // Give a page's slots back: they become free and dirty (purged now when the purge delay is 0).

@@ -252,6 +252,30 @@ TEST(Segments, ABurstThatFreesEverythingAndAllocatesAgainMapsNothing) {
   });
 }
 
+// A page or span set up in purged (or fresh) slots faults its memory in again while dirty ones wait
+// in another segment of the heap; the purge then gives those back, and the RSS saws up and down.
+TEST(Segments, DirtySlotsOfAnySegmentAreTakenBeforeCleanOnes) {
+  in_thread([] {
+    constexpr size_t kSlot = km::kSlotSize;
+    km_trim(0);   // no spare segment with dirty slots left by earlier tests
+    // Segment A full (40 + 23 slots), then B, the newest (first on the heap's list), with 8 slots
+    // used and the rest clean.
+    void* x1 = km_malloc(40 * kSlot - 8192);
+    void* x2 = km_malloc(23 * kSlot - 8192);
+    void* y = km_malloc(8 * kSlot - 8192);
+    ASSERT_TRUE(x1 && x2 && y);
+    ASSERT_EQ(km::segment_of(x1), km::segment_of(x2)) << "the test needs x1 and x2 in one segment";
+    ASSERT_NE(km::segment_of(x1), km::segment_of(y));
+    std::memset(x1, 1, 40 * kSlot - 8192);
+    km_free(x1);   // 40 dirty slots in A (more than the retiring list keeps)
+    void* z = km_malloc(8 * kSlot - 8192);
+    EXPECT_EQ(km::segment_of(z), km::segment_of(x2)) << "clean slots taken while dirty ones waited";
+    km_free(z);
+    km_free(y);
+    km_free(x2);
+  });
+}
+
 TEST(Stats, InUseIsExactAfterCrossThreadFrees) {
   // Another thread allocates; this one frees everything while the owner sits idle, never
   // collecting: "in use" must drop at once (the cells are free for the program), and "resident"
