@@ -11,7 +11,6 @@
 #include "core/purge.h"
 #include "core/secure.h"
 #include "core/span.h"
-#include "core/stats.h"
 #include "core/thread.h"
 
 namespace km {
@@ -36,7 +35,6 @@ void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
     p = alloc_from(h, size, lane, zero);
   }
   if (held) held->unlock();
-  else stats_peak_update();
   return p;
 }
 }  // namespace
@@ -44,7 +42,7 @@ void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
 void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   // The common miss: the current page's `free` ran out but the owner freed cells to it since. Swap
   // them in and pop, unless remote frees wait or it is time for the periodic work (every 16th miss
-  // takes the whole path: retiring, thinning, stats, the purge poll).
+  // takes the whole path: retiring, thinning, the purge poll).
   Heap* h = tl_heap;
   if (size <= kDirectMax) {   // the kept foreign cells of a direct lane ran out: back to its page
     Page* d = h->direct[(size + 15) >> 4];

@@ -20,8 +20,8 @@ uint64_t g_page_secret = 0x5DEECE66Dull;   // replaced by random bits at start-u
 namespace {
 // The free slots of mask m become used (s->lock held); the dirty ones among them are resident again.
 void take_run(Segment* s, uint64_t m) {
-  g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots & m)) << kSlotShift,
-                          std::memory_order_relaxed);
+  if (uint64_t dirty = s->dirty_slots & m)   // a clean run writes no shared line
+    g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(dirty)) << kSlotShift, std::memory_order_relaxed);
   s->free_slots &= ~m;
   set_dirty_slots(s, s->dirty_slots & ~m);
 }

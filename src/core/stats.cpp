@@ -23,7 +23,10 @@ void stats_metadata_add(long bytes) { g_metadata.fetch_add(bytes, std::memory_or
 void stats_page_add(unsigned lane, long bytes) {
   g_page_bytes.fetch_add(bytes, std::memory_order_relaxed);
   long pages = g_lane_pages[lane].fetch_add(bytes > 0 ? 1 : -1, std::memory_order_relaxed);
-  if (bytes > 0) raise_to(g_lane_pages_peak[lane], pages + 1);
+  if (bytes > 0) {
+    raise_to(g_lane_pages_peak[lane], pages + 1);
+    stats_peak_update();
+  }
 }
 
 void stats_span_add(long bytes, bool block) {

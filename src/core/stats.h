@@ -13,7 +13,8 @@ void stats_page_add(unsigned lane, long bytes);
 // or going (counted), not a resize.
 void stats_span_add(long bytes, bool block = true);
 void stats_huge_add(long bytes, bool block = true);
-// Record the peak of (bytes in lane pages + live spans and huge blocks). Cheap; called on slow paths.
+// Record the peak of (bytes in lane pages + live spans and huge blocks): the adds above call it when
+// those grow, so no other slow path reads the shared counters.
 void stats_peak_update();
 
 // The counters as they are now (report.cpp adds what it counts by walking the heaps).
