@@ -39,6 +39,7 @@ Heap* heap_new(bool orphan) {
   if (!mem) return nullptr;
   Heap* h = new (mem) Heap(&g_empty_page);
   h->orphan = orphan;
+  stats_register(&h->stats);
   g_heap_count.fetch_add(1, std::memory_order_relaxed);
   Heap* head = g_all_heaps.load(std::memory_order_relaxed);
   do h->all_next = head;
@@ -126,6 +127,7 @@ Page* page_new(Heap* h, unsigned lane) {
     segment_give_slots(s, first, n);
     return nullptr;
   }
+  stats_page_add(&h->stats, lane, long(pg->capacity) * long(pg->cell_size));
   return pg;
 }
 
@@ -136,6 +138,7 @@ void page_retire(Heap* h, Page* pg) {
   Segment* s = segment_of(pg->start);
   unsigned first = page_first_slot(s, pg);
   unsigned n = pg->slots;
+  stats_page_add(&h->stats, pg->lane, -long(pg->capacity) * long(pg->cell_size));
   page_teardown(pg, size_t(n) << kSlotShift);
   heap_give_slots(h, s, first, n);
 }

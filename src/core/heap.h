@@ -19,6 +19,7 @@
 #include "core/config.h"
 #include "core/remote.h"
 #include "core/segment.h"
+#include "core/stats.h"
 #include "core/size_class.h"
 
 namespace km {
@@ -68,6 +69,7 @@ struct Heap {
   uint32_t thin_pass = 1;             // owner: thinning passes so far, plus one (Page::visited)
   // owner: cells of other heaps' pages this thread freed, kept for its next mallocs (foreign.h).
   Page foreign[kForeignLanes] = {};
+  HeapStats stats;                    // owner-written, summed by stats over every heap (stats.h)
 
   // A heap whose lanes all point at `empty` (an empty page): the state before set-up.
   constexpr explicit Heap(Page* empty) {

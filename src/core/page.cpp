@@ -3,7 +3,6 @@
 #include "core/page.h"
 
 #include "core/secure.h"
-#include "core/stats.h"
 #include "core/thin.h"
 
 namespace km {
@@ -42,13 +41,11 @@ bool page_setup(Page* pg, char* start, size_t bytes, unsigned slots, unsigned la
       return false;
     }
   }
-  stats_page_add(lane, long(pg->capacity) * long(cell));
   return true;
 }
 
 void page_teardown(Page* pg, size_t bytes) {
   if (page_has(pg, kPageSecure)) secure_page_teardown(pg, bytes);
-  stats_page_add(pg->lane, -long(pg->capacity) * long(pg->cell_size));
   *pg = Page{};
 }
 

@@ -53,11 +53,11 @@ void* span_alloc(size_t size, bool zero) {
   pg->span = 1;
   pg->zero_init = fresh;
   pg->owner = reinterpret_cast<uintptr_t>(h) | (secure_enabled() ? kPageSecure : 0);
+  stats_span_add(&h->stats, long(usable));   // before the orphan heap's lock goes: h's counters
   if (held) held->unlock();
   // A dirty slot may hold an old cell's free tag at this very address: clear it, as a pop does.
   if (zero && !fresh) std::memset(start, 0, usable);
   else reinterpret_cast<Block*>(start)->tag = 0;
-  stats_span_add(long(usable));
   return start;
 }
 
@@ -69,7 +69,7 @@ void span_release(Heap* h, Page* pg) {
     if (!os::protect_rw(pg->start + pg->cell_size, os::kPageSize))
       fatal_pointer("free", "cannot lift the guard page after span", pg->start);
   }
-  stats_span_add(-long(pg->cell_size));
+  stats_span_add(&h->stats, -long(pg->cell_size));
   *pg = Page{};
   heap_give_slots(h, s, first, n);
 }
@@ -90,7 +90,7 @@ bool span_resize(Page* pg, void* p, size_t size) {
       return false;
     segment_map_slots(s, first, first + pg->slots, n - pg->slots);
   }
-  stats_span_add(long(usable) - long(pg->cell_size), false);
+  stats_span_add(&tl_heap->stats, long(usable) - long(pg->cell_size), false);
   pg->slots = uint8_t(n);
   page_geometry(pg, usable);
   return true;

@@ -1,14 +1,15 @@
 // stats.cpp — the counters (stats.h).
 #include "core/stats.h"
 
-#include <atomic>
-
-
 namespace km {
 namespace {
-std::atomic<long> g_metadata{0}, g_page_bytes{0}, g_peak{0};
-std::atomic<long> g_span_bytes{0}, g_spans{0}, g_huge_bytes{0}, g_huges{0};
-std::atomic<long> g_lane_pages[kLaneCount], g_lane_pages_peak[kLaneCount];
+// A heap's growth between two samples of the shared peak: a few pages.
+constexpr long kPeakStep = long(256) << 10;
+
+std::atomic<long> g_metadata{0}, g_peak{0};
+std::atomic<long> g_huge_bytes{0}, g_huges{0};
+std::atomic<long> g_lane_pages_peak[kLaneCount];
+std::atomic<HeapStats*> g_all{nullptr};
 
 void raise_to(std::atomic<long>& peak, long v) {
   long cur = peak.load(std::memory_order_relaxed);
@@ -16,47 +17,72 @@ void raise_to(std::atomic<long>& peak, long v) {
   }
 }
 
+long get(const std::atomic<long>& c) { return c.load(std::memory_order_relaxed); }
+void add(std::atomic<long>& c, long v) { c.store(get(c) + v, std::memory_order_relaxed); }   // owner only
+
+// Sum every heap's counters into out (metadata and huge left to the caller) and raise the peaks.
+void sum(StatCounters* out) {
+  out->page_bytes = out->span_bytes = out->spans = 0;
+  for (unsigned l = 0; l < kLaneCount; ++l) out->lane_pages[l] = 0;
+  for (HeapStats* st = g_all.load(std::memory_order_acquire); st; st = st->next) {
+    out->page_bytes += get(st->page_bytes);
+    out->span_bytes += get(st->span_bytes);
+    out->spans += get(st->spans);
+    for (unsigned l = 0; l < kLaneCount; ++l) out->lane_pages[l] += get(st->lane_pages[l]);
+  }
+  out->huge_bytes = get(g_huge_bytes);
+  raise_to(g_peak, out->page_bytes + out->span_bytes + out->huge_bytes);
+  for (unsigned l = 0; l < kLaneCount; ++l) raise_to(g_lane_pages_peak[l], out->lane_pages[l]);
+}
+
+// st grew: sample the peak once it holds kPeakStep more than at its last sample.
+void grew(HeapStats* st) {
+  long now = get(st->page_bytes) + get(st->span_bytes);
+  if (now < st->sampled + kPeakStep) {
+    if (now < st->sampled) st->sampled = now;   // it shrank: the next step counts from here
+    return;
+  }
+  st->sampled = now;
+  StatCounters c;
+  sum(&c);
+}
 }  // namespace
+
+void stats_register(HeapStats* st) {
+  HeapStats* head = g_all.load(std::memory_order_relaxed);
+  do st->next = head;
+  while (!g_all.compare_exchange_weak(head, st, std::memory_order_release, std::memory_order_relaxed));
+}
 
 void stats_metadata_add(long bytes) { g_metadata.fetch_add(bytes, std::memory_order_relaxed); }
 
-void stats_page_add(unsigned lane, long bytes) {
-  g_page_bytes.fetch_add(bytes, std::memory_order_relaxed);
-  long pages = g_lane_pages[lane].fetch_add(bytes > 0 ? 1 : -1, std::memory_order_relaxed);
-  if (bytes > 0) {
-    raise_to(g_lane_pages_peak[lane], pages + 1);
-    stats_peak_update();
-  }
+void stats_page_add(HeapStats* st, unsigned lane, long bytes) {
+  add(st->page_bytes, bytes);
+  add(st->lane_pages[lane], bytes > 0 ? 1 : -1);
+  if (bytes > 0) grew(st);
 }
 
-void stats_span_add(long bytes, bool block) {
-  g_span_bytes.fetch_add(bytes, std::memory_order_relaxed);
-  if (block) g_spans.fetch_add(bytes > 0 ? 1 : -1, std::memory_order_relaxed);
-  if (bytes > 0) stats_peak_update();
+void stats_span_add(HeapStats* st, long bytes, bool block) {
+  add(st->span_bytes, bytes);
+  if (block) add(st->spans, bytes > 0 ? 1 : -1);
+  if (bytes > 0) grew(st);
 }
+
 void stats_huge_add(long bytes, bool block) {
   g_huge_bytes.fetch_add(bytes, std::memory_order_relaxed);
   if (block) g_huges.fetch_add(bytes > 0 ? 1 : -1, std::memory_order_relaxed);
-  if (bytes > 0) stats_peak_update();
-}
-
-void stats_peak_update() {
-  raise_to(g_peak, g_page_bytes.load(std::memory_order_relaxed) + g_span_bytes.load(std::memory_order_relaxed) +
-                       g_huge_bytes.load(std::memory_order_relaxed));
+  if (bytes > 0) {   // a sample per huge block: small beside its system call
+    StatCounters c;
+    sum(&c);
+  }
 }
 
 void stats_counters(StatCounters* out) {
-  out->metadata = g_metadata.load(std::memory_order_relaxed);
-  out->page_bytes = g_page_bytes.load(std::memory_order_relaxed);
-  out->peak = g_peak.load(std::memory_order_relaxed);
-  out->span_bytes = g_span_bytes.load(std::memory_order_relaxed);
-  out->spans = g_spans.load(std::memory_order_relaxed);
-  out->huge_bytes = g_huge_bytes.load(std::memory_order_relaxed);
-  out->huges = g_huges.load(std::memory_order_relaxed);
-  for (unsigned l = 0; l < kLaneCount; ++l) {
-    out->lane_pages[l] = g_lane_pages[l].load(std::memory_order_relaxed);
-    out->lane_pages_peak[l] = g_lane_pages_peak[l].load(std::memory_order_relaxed);
-  }
+  sum(out);
+  out->metadata = get(g_metadata);
+  out->huges = get(g_huges);
+  out->peak = get(g_peak);
+  for (unsigned l = 0; l < kLaneCount; ++l) out->lane_pages_peak[l] = get(g_lane_pages_peak[l]);
 }
 
 }  // namespace km

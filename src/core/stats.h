@@ -1,21 +1,41 @@
 // stats.h — the allocator's counters: bumped on slow paths only (never per malloc); report.h reads them.
+//
+// What lane pages and spans hold is counted per heap (HeapStats), by the heap's thread alone, and
+// summed over every heap when read: page set-ups and retirements on many threads write no shared
+// line. The peak is a shared maximum, sampled when a heap grows kPeakStep past what it held at its
+// last sample, and when the counters are read: page granularity, and it can miss a peak that heaps
+// reach together without one of them passing its own mark.
 #pragma once
+#include <atomic>
 #include <cstddef>
 
 #include "core/size_class.h"
 
 namespace km {
 
+// One heap's counters. Written by the thread that owns the heap (or holds it exclusively: the
+// orphan heap's lock, the purger draining a pooled heap) with plain read-modify-writes; read by any
+// thread (relaxed atomics). A page set up by one heap and retired by another after a reclaim leaves
+// one positive and one negative: only the sum means anything.
+struct HeapStats {
+  std::atomic<long> page_bytes{0};   // cell capacity of its lane pages
+  std::atomic<long> span_bytes{0};   // usable bytes of its live spans
+  std::atomic<long> spans{0};
+  std::atomic<long> lane_pages[kLaneCount] = {};
+  long sampled = 0;                  // owner: page_bytes + span_bytes at the last peak sample
+  HeapStats* next = nullptr;         // every registered one (never removed)
+};
+// Count st in the sums from now on (a new heap; heaps are never freed).
+void stats_register(HeapStats* st);
+
 void stats_metadata_add(long bytes);
 // A lane page was set up (+) or retired (-): its cell capacity in bytes.
-void stats_page_add(unsigned lane, long bytes);
+void stats_page_add(HeapStats* st, unsigned lane, long bytes);
 // A span or huge block was handed out (+) or freed (-): its usable bytes; block: it is a block coming
-// or going (counted), not a resize.
-void stats_span_add(long bytes, bool block = true);
+// or going (counted), not a resize. Huge blocks have no heap: their counters are shared (each one
+// comes with a system call anyway).
+void stats_span_add(HeapStats* st, long bytes, bool block = true);
 void stats_huge_add(long bytes, bool block = true);
-// Record the peak of (bytes in lane pages + live spans and huge blocks): the adds above call it when
-// those grow, so no other slow path reads the shared counters.
-void stats_peak_update();
 
 // The counters as they are now (report.cpp adds what it counts by walking the heaps).
 struct StatCounters {

@@ -11,6 +11,7 @@
 #include "core/mesh.h"
 #include "core/segment.h"
 #include "core/size_class.h"
+#include "core/stats.h"
 #include "platform/os.h"
 #include "kmalloc.h"
 
@@ -178,6 +179,42 @@ TEST(Purge, EmptyPagesArePurgedAfterTheDelayWithoutFurtherCalls) {
   }
   EXPECT_GT(resident_full, resident_idle + (40u << 20))
       << "full " << resident_full << " idle " << resident_idle;
+}
+
+// Lane pages are counted per heap and summed when read (stats.h): pages two threads set up show in
+// the sum, with the peak; once freed and trimmed, the count is back where it was, whichever heap
+// retired them.
+TEST(Stats, PageCountersOfEveryHeapAreSummed) {
+  const unsigned lane = km::lane_of(3000);
+  km_trim(0);
+  km::StatCounters before;
+  km::stats_counters(&before);
+  std::vector<void*> a, b;
+  auto fill = [](std::vector<void*>* v) {
+    for (int i = 0; i < 400; ++i) v->push_back(km_malloc(3000));   // 21 cells to a page: 20 pages
+  };
+  std::thread ta(fill, &a), tb(fill, &b);
+  ta.join();
+  tb.join();
+  km::StatCounters during;
+  km::stats_counters(&during);
+  // (a page may have come from an exited thread's heap, left by an earlier test: not a new one)
+  EXPECT_GE(during.lane_pages[lane], before.lane_pages[lane] + 36) << "pages of both heaps";
+  EXPECT_GE(during.page_bytes, before.page_bytes + 36 * 21 * 3072);
+  EXPECT_GE(during.peak, during.page_bytes + during.span_bytes + during.huge_bytes);
+  EXPECT_GE(during.lane_pages_peak[lane], during.lane_pages[lane]);
+  for (void* p : a) km_free(p);   // their threads exited: freed into pooled heaps
+  for (void* p : b) km_free(p);
+  km_trim(0);
+  km::StatCounters after;
+  for (int i = 0; i < 200; ++i) {   // the purger drains the pooled heaps' frees
+    km::stats_counters(&after);
+    if (after.lane_pages[lane] <= before.lane_pages[lane]) break;
+    usleep(10 * 1000);
+    km_trim(0);
+  }
+  EXPECT_LE(after.lane_pages[lane], before.lane_pages[lane]);
+  EXPECT_GE(after.lane_pages[lane], 0);
 }
 
 TEST(Stats, CountInUseBytesExactly) {
