@@ -25,6 +25,8 @@ namespace km {
 namespace {
 std::atomic<int> g_thread_state{0};     // 0 none, 1 running, -1 could not start (purge inline)
 std::atomic<int64_t> g_last_pass{0};
+std::atomic<int64_t> g_last_look{0};   // purge_inline's last look at the dirty bytes
+std::atomic<bool> g_inline_pending{false};   // purge_inline left work for a later poll
 SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
 // Purging memory that is about to be reused costs a page fault per page on its next use (a burst
 // that frees 250 MiB and allocates it again 5 ms later), so only memory past its delay is purged,
@@ -79,16 +81,26 @@ void start_thread() {
 
 // No thread: purge what waited out the delay (see kMaxDirtyUnthreaded), all of it past kMaxDirtyHard.
 // Only try the pass lock: the caller may hold a lock that comes after it in the fork order.
+// The dirty bytes are a walk of the segments (segments_dirty_bytes), taken at most once a millisecond.
+// Work left for a later poll stays pending (g_inline_pending) until a pass leaves nothing to purge:
+// a program that frees a lot and then only reuses its current pages notes nothing new, and its
+// memory would otherwise wait for the next page retired.
 void purge_inline(long delay) {
   int64_t now = os::now_ms();
-  size_t dirty = g_dirty_bytes.load(std::memory_order_relaxed);
+  int64_t since = now - g_last_pass.load(std::memory_order_relaxed);
+  long floor = delay < 1 ? delay : 1;
+  g_inline_pending.store(true, std::memory_order_relaxed);
+  if (since < floor || now == g_last_look.load(std::memory_order_relaxed)) return;
+  if (!g_pass_lock.try_lock()) return;
+  g_last_look.store(now, std::memory_order_relaxed);
+  size_t dirty = segments_dirty_bytes();
   bool too_much = dirty > kMaxDirtyHard;
-  long interval = dirty > kMaxDirtyUnthreaded ? (delay < 1 ? delay : 1) : delay;
-  if ((too_much || now - g_last_pass.load(std::memory_order_relaxed) >= interval) &&
-      g_pass_lock.try_lock()) {
+  if (too_much || since >= (dirty > kMaxDirtyUnthreaded ? floor : delay)) {
     purge_pass(too_much ? INT64_MAX : now - delay);
-    g_pass_lock.unlock();
+    dirty = segments_dirty_bytes();
   }
+  if (dirty == 0 && huge_cached_bytes() == 0) g_inline_pending.store(false, std::memory_order_relaxed);
+  g_pass_lock.unlock();
 }
 }  // namespace
 
@@ -100,7 +112,8 @@ size_t purge_expired(int64_t cutoff_ms) {
 void purge_poll(bool threaded) {
   int state = g_thread_state.load(std::memory_order_relaxed);
   if (state == 1) return;   // the thread runs: the note woke it
-  if (!purge_work_take()) return;   // nothing new since the last look
+  // Nothing new since the last look, and nothing left from it.
+  if (!purge_work_take() && !g_inline_pending.load(std::memory_order_relaxed)) return;
   long delay = option(Opt::purge_delay_ms);
   if (delay < 0) return;   // never
   if (state == 0 && option(Opt::purge_thread) && (threaded || live_heaps() >= 2)) {

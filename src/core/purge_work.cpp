@@ -6,8 +6,6 @@
 
 namespace km {
 
-std::atomic<size_t> g_dirty_bytes{0};
-
 namespace {
 // A note sets g_noted and bumps g_work only when g_noted is clear: the notes of a busy program read
 // a shared line instead of writing it (a page retired per slow path would bounce it between cores).

@@ -12,9 +12,6 @@
 
 namespace km {
 
-// Bytes of free slots not yet purged, over all segments (segment.cpp keeps it).
-extern std::atomic<size_t> g_dirty_bytes;
-
 void purge_work_note();
 // Take the noted flag: true if something was noted since the last take (the caller then looks at
 // everything: each note's work is visible to it).

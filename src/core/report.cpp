@@ -55,7 +55,7 @@ void stats_get(Stats* out) {
   out->resident = resident + out->huge_bytes + out->large_cached;
   out->process_resident = os::resident_bytes();
   out->metadata = size_t(k.metadata);
-  out->dirty = g_dirty_bytes.load(std::memory_order_relaxed);
+  out->dirty = segments_dirty_bytes();
   out->mmap_count = c.mmap_count;
   out->munmap_count = c.munmap_count;
   out->purge_count = c.purge_count;

@@ -20,8 +20,6 @@ uint64_t g_page_secret = 0x5DEECE66Dull;   // replaced by random bits at start-u
 namespace {
 // The free slots of mask m become used (s->lock held); the dirty ones among them are resident again.
 void take_run(Segment* s, uint64_t m) {
-  if (uint64_t dirty = s->dirty_slots & m)   // a clean run writes no shared line
-    g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(dirty)) << kSlotShift, std::memory_order_relaxed);
   s->free_slots &= ~m;
   set_dirty_slots(s, s->dirty_slots & ~m);
 }
@@ -111,8 +109,6 @@ void segment_destroy(Segment* s) {
     if (s->next) s->next->prev = s->prev;
   }
   map_store(s, 0);
-  g_dirty_bytes.fetch_sub(size_t(__builtin_popcountll(s->dirty_slots)) << kSlotShift,
-                          std::memory_order_relaxed);
   g_segment_count.fetch_sub(1, std::memory_order_relaxed);
   stats_metadata_add(-long(sizeof(Segment)));
   os::unmap(s, kSegmentSize);
@@ -158,8 +154,15 @@ void segment_give_slots(Segment* s, unsigned first, unsigned n) {
     set_dirty_slots(s, s->dirty_slots | m);
     for (unsigned i = first; i < first + n; ++i) s->dirty_ms[i] = now;
   }
-  g_dirty_bytes.fetch_add(size_t(n) << kSlotShift, std::memory_order_relaxed);
   purge_work_note();
+}
+
+size_t segments_dirty_bytes() {
+  size_t slots = 0;
+  LockGuard g(g_segments_lock);
+  for (Segment* s = g_segments; s; s = s->next)
+    slots += size_t(__builtin_popcountll(__atomic_load_n(&s->dirty_slots, __ATOMIC_RELAXED)));
+  return slots << kSlotShift;
 }
 
 size_t segment_purge(Segment* s, int64_t cutoff_ms) {
@@ -178,7 +181,6 @@ size_t segment_purge(Segment* s, int64_t cutoff_ms) {
     size_t len = size_t(end - first) << kSlotShift;
     if (os::purge(reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift), len)) {
       set_dirty_slots(s, s->dirty_slots & ~m);
-      g_dirty_bytes.fetch_sub(len, std::memory_order_relaxed);
       purged += len;
     }
     todo &= ~m;
@@ -229,7 +231,6 @@ void segments_fork_child(bool whole) {
     g_spare = nullptr;
     g_spare_count = 0;
     g_segment_count.store(0, std::memory_order_relaxed);
-    g_dirty_bytes.store(0, std::memory_order_relaxed);
     return;
   }
   for (Segment* s = g_segments; s; s = s->next) s->lock.reset_in_child();

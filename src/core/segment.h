@@ -111,6 +111,9 @@ unsigned segment_take_slots(Segment* s, unsigned n, bool* zero, bool dirty_only 
 bool segment_take_slots_at(Segment* s, unsigned first, unsigned n);
 // Give a page's slots back: they become free and dirty (purged now when the purge delay is 0).
 void segment_give_slots(Segment* s, unsigned first, unsigned n);
+// Bytes of dirty free slots over all segments: a walk (takes g_segments_lock). No counter is kept
+// for it: one would be a line that every page set-up and retirement on every thread writes.
+size_t segments_dirty_bytes();
 // Purge the dirty free slots of `s` freed at or before `cutoff_ms` (all of them: INT64_MAX).
 // Returns the bytes purged. Takes s->lock.
 size_t segment_purge(Segment* s, int64_t cutoff_ms);

@@ -4,11 +4,13 @@
 #include <cstring>
 #include <set>
 #include <thread>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
 #include "core/heap.h"
 #include "core/mesh.h"
+#include "core/options.h"
 #include "core/segment.h"
 #include "core/size_class.h"
 #include "core/stats.h"
@@ -179,6 +181,39 @@ TEST(Purge, EmptyPagesArePurgedAfterTheDelayWithoutFurtherCalls) {
   }
   EXPECT_GT(resident_full, resident_idle + (40u << 20))
       << "full " << resident_full << " idle " << resident_idle;
+}
+
+// Without a purger thread (a single-threaded process, here a fork child), the allocator's slow paths
+// purge. Memory freed in a burst shorter than the purge delay is purged on later slow paths even when
+// they note nothing new (pages set up in dirty slots retire nothing): the poll keeps the work pending.
+TEST(Purge, WithoutAPurgerThreadLaterSlowPathsPurgeWhatAnEarlierBurstFreed) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    km::g_options[int(km::Opt::purge_thread)] = 0;   // as in a process that never had a second thread
+    static void* big[16384];   // 2000 B cells: 32 MiB of pages
+    for (auto& p : big) {
+      p = km_malloc(2000);
+      std::memset(p, 1, 2000);
+    }
+    size_t full = rss();
+    for (void* p : big) km_free(p);
+    // 100 cells of 64 B a millisecond for 50 ms: about 20 slow paths (a carve of 256 cells each),
+    // fewer than it takes the heap to retire the burst's last pages (Heap::kRetireAfter), which
+    // would note new work.
+    static void* small[5000];
+    size_t now = full;
+    for (int i = 0; i < 50 && now + (16u << 20) > full; ++i) {
+      for (int j = 0; j < 100; ++j) small[i * 100 + j] = km_malloc(64);
+      usleep(1000);
+      now = rss();
+    }
+    _exit(now + (16u << 20) <= full ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "resident did not fall by 16 MiB within 50 ms of slow paths";
 }
 
 // Lane pages are counted per heap and summed when read (stats.h): pages two threads set up show in
