@@ -34,8 +34,9 @@ size_t usable_size(const void* p, const char* call) {
   if (m == kMapSegment) {
     // Liveness, not the size, tells ours from theirs: a live block may have usable size 0 (secure
     // mode keeps the exact requested size, and malloc(0) is a block).
-    if (!cell_is_live(p)) fatal_pointer(call, "invalid pointer", p);
-    return cell_usable_size(p);
+    const Page* pg = live_cell_page(p);
+    if (!pg) fatal_pointer(call, "invalid pointer", p);
+    return cell_usable_size(pg, p);
   }
   size_t n = m >= kMapHuge ? huge_usable_size(p) : 0;   // huge blocks are never empty: 0 is not ours
   if (!n) fatal_pointer(call, "invalid pointer", p);
@@ -44,10 +45,15 @@ size_t usable_size(const void* p, const char* call) {
 
 void* resize(void* p, size_t size) {
   if (size > kMaxRequest) return nullptr;
-  size_t old = usable_size(p, "realloc");   // stops the program on a pointer that is not ours
+  size_t old;
   if (map_value(p) == kMapSegment) {
-    Page* pg = page_of(segment_of(p), p);
+    // usable_size's test, with the page looked up once: realloc is often called on every append.
+    Page* pg = live_cell_page(p);
+    if (!pg) fatal_pointer("realloc", "invalid pointer", p);
+    old = cell_usable_size(pg, p);
     if (pg->span) {
+      // Still fits, and wastes at most half: as it is (span_resize's rule, without its bookkeeping).
+      if (size <= old && size >= old / 2 && size > kLargestLane && !page_has(pg, kPageSecure)) return p;
       if (size > kLargestLane && span_resize(pg, p, size)) return p;
     } else if (page_has(pg, kPageSecure)) {
       // In place when it fits and would not waste more than half of the cell.
@@ -60,11 +66,11 @@ void* resize(void* p, size_t size) {
     } else if (size <= old && (size > old / 2 || old <= 64)) {
       return p;
     }
-  } else if (size <= old && size > old / 2) {
-    return p;   // a huge block that still fits
-  } else if (!span_fits(size)) {
+  } else {
+    old = usable_size(p, "realloc");   // a huge block (stops the program on a pointer that is not ours)
+    if (size <= old && size > old / 2) return p;   // that still fits
     void* q;
-    if (huge_resize(p, size, &q)) return q;   // mremap: resident pages are kept, none copied
+    if (!span_fits(size) && huge_resize(p, size, &q)) return q;   // mremap: no page copied
   }
   void* q = alloc(size);
   if (!q) return nullptr;

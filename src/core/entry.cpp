@@ -126,9 +126,7 @@ void free_not_segment(void* p, const char* call) {
   fatal_pointer(call, "invalid pointer", p);
 }
 
-size_t cell_usable_size(const void* p) {
-  if (!cell_is_live(p)) return 0;
-  Page* pg = page_of(segment_of(p), p);
+size_t cell_usable_size(const Page* pg, const void* p) {
   return has_canary(pg) ? secure_usable_size(pg, p) : pg->cell_size;
 }
 

@@ -218,7 +218,14 @@ KM_INLINE void cell_free(void* p) {
     page_free_slow(h, page);
 }
 
-// Usable size of a live cell; 0 if p is not a live cell.
-size_t cell_usable_size(const void* p);
+// The page of p if p is a live cell of one of our segments (map_value(p) == kMapSegment), else
+// nullptr: the liveness test of usable_size and realloc, one page lookup.
+KM_INLINE Page* live_cell_page(const void* p) {
+  Page* pg = page_of(segment_of(p), p);
+  if (!is_carved_cell(pg, p) || static_cast<const Block*>(p)->tag == free_tag(pg, p)) return nullptr;
+  return pg;
+}
+// Usable size of live cell p of page pg.
+size_t cell_usable_size(const Page* pg, const void* p);
 
 }  // namespace km
