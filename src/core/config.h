@@ -17,6 +17,15 @@
 #define KM_COLD __attribute__((cold, noinline))
 #define KM_EXPORT __attribute__((visibility("default")))
 
+// The fast paths compare words that other threads may write (a page's owner, a segment map byte)
+// with one instruction that reads memory: an aligned load is atomic on x86-64, and the asm keeps the
+// compiler from treating it as a plain, unshared read. A relaxed atomic load does the same but never
+// folds into the compare: one instruction more on free's path for each. ThreadSanitizer gets the
+// atomic load, so that it sees the access.
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define KM_ASM_COMPARE 1
+#endif
+
 namespace km {
 
 // A segment is an aligned 4 MiB mapping owned by one thread heap; the address of any cell, masked,

@@ -208,7 +208,7 @@ KM_INLINE void cell_free(void* p) {
   if (KM_UNLIKELY(!is_carved_cell(page, p) || b->tag == tag))
     return free_slow(p, page);
   // Another thread's page, or a flagged (full or secure) page of ours.
-  if (KM_UNLIKELY(page_owner(page) != reinterpret_cast<uintptr_t>(h))) return free_other(b, page, tag);
+  if (KM_UNLIKELY(!page_owner_is(page, reinterpret_cast<uintptr_t>(h)))) return free_other(b, page, tag);
   b->next = page->local_free;
   b->tag = tag;
   page->local_free = b;

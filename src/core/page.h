@@ -37,8 +37,9 @@ struct Page {
   uint64_t key;           // free tags: g_page_secret ^ start (page_geometry), one load on free's path
   uint64_t inv;           // inverse of cell_size's odd part mod 2^64 (is_carved_cell)
   uint32_t cell_size;     // 0 for a free slot
-  uint32_t carved;        // owner: cells carved from the page so far
   uint32_t capacity;      // cells that fit
+  uint64_t carved;        // owner: cells carved from the page so far (a word: free compares it in
+                          // memory, page_carved_above)
   uint8_t lane;           // 0 for a free slot
   uint8_t slots;          // slots spanned
   uint8_t shift;          // cell_size = odd part << shift
@@ -67,6 +68,16 @@ constexpr uintptr_t kPageFlags = kPageFull | kPageSecure;
 // `owner` and `carved` are written by the owner only but read by any thread that frees a cell of the
 // page: relaxed atomic accesses (plain moves on x86) keep that well-defined (and ThreadSanitizer quiet).
 KM_INLINE uintptr_t page_owner(const Page* pg) { return __atomic_load_n(&pg->owner, __ATOMIC_RELAXED); }
+// page_owner(pg) == owner, as free's fast path asks it (config.h: KM_ASM_COMPARE).
+KM_INLINE bool page_owner_is(const Page* pg, uintptr_t owner) {
+#ifdef KM_ASM_COMPARE
+  bool eq;
+  asm("cmpq %[o], %[m]" : "=@cce"(eq) : [m] "m"(pg->owner), [o] "r"(owner));
+  return eq;
+#else
+  return page_owner(pg) == owner;
+#endif
+}
 KM_INLINE bool page_has(const Page* pg, uintptr_t flag) { return (page_owner(pg) & flag) != 0; }
 KM_INLINE Heap* page_heap(const Page* pg) { return reinterpret_cast<Heap*>(page_owner(pg) & ~kPageFlags); }
 KM_INLINE void page_set(Page* pg, uintptr_t flag) {
@@ -75,7 +86,19 @@ KM_INLINE void page_set(Page* pg, uintptr_t flag) {
 KM_INLINE void page_clear(Page* pg, uintptr_t flag) {
   __atomic_store_n(&pg->owner, pg->owner & ~flag, __ATOMIC_RELAXED);
 }
-KM_INLINE uint32_t page_carved(const Page* pg) { return __atomic_load_n(&pg->carved, __ATOMIC_RELAXED); }
+KM_INLINE uint32_t page_carved(const Page* pg) {
+  return uint32_t(__atomic_load_n(&pg->carved, __ATOMIC_RELAXED));
+}
+// x < page_carved(pg), as free's fast path asks it (config.h: KM_ASM_COMPARE).
+KM_INLINE bool page_carved_above(const Page* pg, uint64_t x) {
+#ifdef KM_ASM_COMPARE
+  bool below;
+  asm("cmpq %[m], %[x]" : "=@ccb"(below) : [m] "m"(pg->carved), [x] "r"(x));
+  return below;
+#else
+  return x < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED);
+#endif
+}
 KM_INLINE void page_add_carved(Page* pg, uint32_t n) {
   __atomic_store_n(&pg->carved, pg->carved + n, __ATOMIC_RELAXED);
 }
@@ -98,7 +121,7 @@ KM_INLINE bool is_carved_cell(const Page* pg, const void* p) {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(pg->start);
   uint64_t x = off * pg->inv;
   unsigned k = pg->shift;
-  return ((x >> k) | (x << ((64 - k) & 63))) < page_carved(pg);
+  return page_carved_above(pg, (x >> k) | (x << ((64 - k) & 63)));
 }
 
 

@@ -86,7 +86,13 @@ KM_INLINE uintptr_t map_index_masked(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) >> kSegmentShift) & (kSegmentMapEntries - 1);
 }
 KM_INLINE bool map_is_segment(uintptr_t i) {
+#ifdef KM_ASM_COMPARE   // config.h
+  bool eq;
+  asm("cmpb %[v], %[m]" : "=@cce"(eq) : [m] "m"(g_segment_map[i]), [v] "i"(kMapSegment));
+  return eq;
+#else
   return g_segment_map[i].load(std::memory_order_relaxed) == kMapSegment;
+#endif
 }
 KM_INLINE Segment* map_segment(uintptr_t i) { return reinterpret_cast<Segment*>(i << kSegmentShift); }
 

@@ -201,7 +201,7 @@ TEST(Purge, WithoutAPurgerThreadLaterSlowPathsPurgeWhatAnEarlierBurstFreed) {
     // 100 cells of 64 B a millisecond for 50 ms: about 20 slow paths (a carve of 256 cells each),
     // fewer than it takes the heap to retire the burst's last pages (Heap::kRetireAfter), which
     // would note new work.
-    static void* small[5000];
+    [[maybe_unused]] static void* small[5000];
     size_t now = full;
     for (int i = 0; i < 50 && now + (16u << 20) > full; ++i) {
       for (int j = 0; j < 100; ++j) small[i * 100 + j] = km_malloc(64);
