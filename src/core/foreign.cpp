@@ -30,21 +30,38 @@ void flush_lane(Heap* h, unsigned lane) {
     b = next;
   }
 }
-}  // namespace
 
-bool foreign_keep(Heap* h, Page* page, Block* b) {
-  unsigned lane = page->lane;
-  if (lane >= kForeignLanes || page->span || page_has(page, kPageSecure) || h == &g_empty_heap ||
-      h == &g_dead_heap || h->orphan || h->lane_page[lane] == &g_empty_page ||
-      page_heap(page)->remote.abandoned.load(std::memory_order_relaxed))
-    return false;
-  HeapBusy busy(h);   // a list or direct entries half changed are a torn heap for a fork child
+// foreign_keep's push when the list is full (the older cells go home first) or empty (the lane's
+// direct entries turn to it). Out of line, so that the common push saves no registers.
+KM_NOINLINE bool keep_slow(Heap* h, unsigned lane, Block* b) {
+  HeapBusy busy(h);
   Page* f = &h->foreign[lane];
-  if (kept(f) >= foreign_limit(lane)) flush_lane(h, lane);   // the older ones go home
+  if (kept(f) >= foreign_limit(lane)) flush_lane(h, lane);
   b->next = f->free;
   f->free = b;
   f->carved++;
   if (!b->next) set_direct(h, lane, f);
+  return true;
+}
+}  // namespace
+
+bool foreign_keep(Heap* h, Page* page, Block* b) {
+  unsigned lane = page->lane;   // 0 for a span: the unsigned test below turns it away too
+  uintptr_t owner = page_owner(page);
+  if (lane - 1 >= kForeignLanes - 1 || !h->keeps_foreign || (owner & kPageSecure) ||
+      h->lane_page[lane] == &g_empty_page ||
+      reinterpret_cast<Heap*>(owner & ~kPageFlags)->remote.abandoned.load(std::memory_order_relaxed))
+    return false;
+  Page* f = &h->foreign[lane];
+  if (KM_UNLIKELY(!f->free || kept(f) >= foreign_limit(lane))) return keep_slow(h, lane, b);
+  // A list half changed is a torn heap for a fork child (HeapBusy; h is not the orphan heap).
+  ++h->busy;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  b->next = f->free;
+  f->free = b;
+  f->carved++;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  --h->busy;
   return true;
 }
 

@@ -27,11 +27,20 @@ namespace km {
 
 constexpr uint32_t kForeignFlushTicks = 256;
 
-// Cells kept per lane: about one OS page of them, 4 to 32.
-inline uint32_t foreign_limit(unsigned lane) {
-  size_t n = 4096 / lane_size(lane);
-  return n > 32 ? 32 : n < 4 ? 4 : uint32_t(n);
+// Cells kept per lane: about one OS page of them, 4 to 32 (a table: no division on free's path).
+struct ForeignLimits {
+  uint8_t n[kForeignLanes];
+};
+constexpr ForeignLimits make_foreign_limits() {
+  ForeignLimits t{};
+  for (unsigned l = 1; l < kForeignLanes; ++l) {
+    size_t n = 4096 / lane_size_formula(l);
+    t.n[l] = uint8_t(n > 32 ? 32 : n < 4 ? 4 : n);
+  }
+  return t;
 }
+inline constexpr ForeignLimits kForeignLimits = make_foreign_limits();
+KM_INLINE uint32_t foreign_limit(unsigned lane) { return kForeignLimits.n[lane]; }
 
 // b, a cell of another heap's page `page`, just tagged free by the calling thread: kept in its heap h
 // for reuse (true), or false when it does not qualify (the caller hands it over). It qualifies when

@@ -39,6 +39,7 @@ Heap* heap_new(bool orphan) {
   if (!mem) return nullptr;
   Heap* h = new (mem) Heap(&g_empty_page);
   h->orphan = orphan;
+  h->keeps_foreign = !orphan;
   stats_register(&h->stats);
   g_heap_count.fetch_add(1, std::memory_order_relaxed);
   Heap* head = g_all_heaps.load(std::memory_order_relaxed);

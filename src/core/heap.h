@@ -41,6 +41,8 @@ struct Heap {
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited (pool.h)
   Heap* all_next = nullptr;           // every heap ever made (never removed): stats sum over them
   bool orphan = false;                // the orphan heap (thread.cpp): never adopts pooled heaps
+  bool keeps_foreign = false;         // a thread's own heap (not the empty, dead or orphan heap):
+                                      // it may keep other heaps' cells (foreign.h); one test there
   bool stranded = false;              // set aside in a fork child (maybe torn): never used again
   // owner: slow paths under way that may change this heap's lists (HeapBusy). A fork child reads it
   // to tell a heap that is whole from one its thread was updating when the process forked.
