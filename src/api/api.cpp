@@ -52,8 +52,7 @@ void* resize(void* p, size_t size) {
     if (!pg) fatal_pointer("realloc", "invalid pointer", p);
     old = cell_usable_size(pg, p);
     if (pg->span) {
-      // Still fits, and wastes at most half: as it is (span_resize's rule, without its bookkeeping).
-      if (size <= old && size >= old / 2 && size > kLargestLane && !page_has(pg, kPageSecure)) return p;
+      if (size > kLargestLane && span_keeps(pg, size)) return p;
       if (size > kLargestLane && span_resize(pg, p, size)) return p;
     } else if (page_has(pg, kPageSecure)) {
       // In place when it fits and would not waste more than half of the cell.

@@ -8,6 +8,12 @@ uint32_t kept(const Page* f) {
   return n > 0 ? uint32_t(n) : 0;
 }
 
+void push(Page* f, Block* b) {
+  b->next = f->free;
+  f->free = b;
+  f->carved++;
+}
+
 // Empty the lane's list (its cells are the caller's to deal with) and point its direct entries at
 // the lane's current page.
 void reset(Heap* h, unsigned lane) {
@@ -34,12 +40,10 @@ void flush_lane(Heap* h, unsigned lane) {
 // foreign_keep's push when the list is full (the older cells go home first) or empty (the lane's
 // direct entries turn to it). Out of line, so that the common push saves no registers.
 KM_NOINLINE bool keep_slow(Heap* h, unsigned lane, Block* b) {
-  HeapBusy busy(h);
+  HeapBusy busy(h, false);
   Page* f = &h->foreign[lane];
   if (kept(f) >= foreign_limit(lane)) flush_lane(h, lane);
-  b->next = f->free;
-  f->free = b;
-  f->carved++;
+  push(f, b);
   if (!b->next) set_direct(h, lane, f);
   return true;
 }
@@ -54,14 +58,9 @@ bool foreign_keep(Heap* h, Page* page, Block* b) {
     return false;
   Page* f = &h->foreign[lane];
   if (KM_UNLIKELY(!f->free || kept(f) >= foreign_limit(lane))) return keep_slow(h, lane, b);
-  // A list half changed is a torn heap for a fork child (HeapBusy; h is not the orphan heap).
-  ++h->busy;
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  b->next = f->free;
-  f->free = b;
-  f->carved++;
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  --h->busy;
+  HeapBusy busy(h, false);   // a list half changed is a torn heap for a fork child (h keeps_foreign:
+                             // not the orphan heap, so no test of it)
+  push(f, b);
   return true;
 }
 

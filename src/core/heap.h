@@ -88,7 +88,8 @@ extern constinit thread_local Heap* tl_heap;   // constinit: no TLS wrapper call
 // Marks h busy for the scope of a slow path that changes its lists, pages or segments. The fast paths
 // never do: a thread interrupted in one leaves at worst a cell on no list (fork.cpp).
 struct HeapBusy {
-  explicit HeapBusy(Heap* h) : h_(h->orphan ? nullptr : h) {   // the orphan's is never read
+  explicit HeapBusy(Heap* h) : HeapBusy(h, h->orphan) {}
+  HeapBusy(Heap* h, bool orphan) : h_(orphan ? nullptr : h) {   // the orphan's is never read
     if (h_) ++h_->busy;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);   // busy before any change a handler could see
   }
@@ -220,13 +221,6 @@ KM_INLINE void cell_free(void* p) {
     page_free_slow(h, page);
 }
 
-// The page of p if p is a live cell of one of our segments (map_value(p) == kMapSegment), else
-// nullptr: the liveness test of usable_size and realloc, one page lookup.
-KM_INLINE Page* live_cell_page(const void* p) {
-  Page* pg = page_of(segment_of(p), p);
-  if (!is_carved_cell(pg, p) || static_cast<const Block*>(p)->tag == free_tag(pg, p)) return nullptr;
-  return pg;
-}
 // Usable size of live cell p of page pg.
 size_t cell_usable_size(const Page* pg, const void* p);
 

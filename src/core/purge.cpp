@@ -37,8 +37,9 @@ constexpr size_t kMaxDirtyHard = size_t(1) << 30;
 // The purger's stack: a pass walks lists and calls the platform, nothing recursive or big.
 constexpr size_t kPurgerStack = 64 * 1024;
 
-// Is any free slot still dirty anywhere?
-bool anything_dirty() {
+// Is anything left to purge later: a dirty free slot anywhere, or a cached huge block?
+bool work_left() {
+  if (huge_cached_bytes() > 0) return true;
   LockGuard g(g_segments_lock);
   for (Segment* s = g_segments; s; s = s->next)
     if (__atomic_load_n(&s->dirty_slots, __ATOMIC_RELAXED)) return true;
@@ -64,7 +65,7 @@ size_t purge_pass(int64_t cutoff_ms) {
     long delay = option(Opt::purge_delay_ms);
     purge_expired(os::now_ms() - delay);
     heaps_drain_abandoned();
-    bool pending = anything_dirty() || huge_cached_bytes() > 0;
+    bool pending = work_left();
     // Only an indefinite wait needs waking: a timed one comes back within the delay by itself, and
     // waking it on every retired page would cost a syscall and a context switch each time.
     if (pending) os::sleep_ms(delay / 2 + 1);
@@ -95,11 +96,9 @@ void purge_inline(long delay) {
   g_last_look.store(now, std::memory_order_relaxed);
   size_t dirty = segments_dirty_bytes();
   bool too_much = dirty > kMaxDirtyHard;
-  if (too_much || since >= (dirty > kMaxDirtyUnthreaded ? floor : delay)) {
+  if (too_much || since >= (dirty > kMaxDirtyUnthreaded ? floor : delay))
     purge_pass(too_much ? INT64_MAX : now - delay);
-    dirty = segments_dirty_bytes();
-  }
-  if (dirty == 0 && huge_cached_bytes() == 0) g_inline_pending.store(false, std::memory_order_relaxed);
+  g_inline_pending.store(work_left(), std::memory_order_relaxed);
   g_pass_lock.unlock();
 }
 }  // namespace

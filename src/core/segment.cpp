@@ -199,10 +199,7 @@ const Page* carved_cell_page(const void* p) {
 }
 }  // namespace
 
-bool cell_is_live(const void* p) {
-  const Page* page = carved_cell_page(p);
-  return page && static_cast<const Block*>(p)->tag != free_tag(page, p);
-}
+bool cell_is_live(const void* p) { return is_segment(segment_of(p)) && live_cell_page(p); }
 
 bool cell_is_free(const void* p) {
   const Page* page = carved_cell_page(p);

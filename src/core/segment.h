@@ -96,6 +96,13 @@ KM_INLINE bool map_is_segment(uintptr_t i) {
 }
 KM_INLINE Segment* map_segment(uintptr_t i) { return reinterpret_cast<Segment*>(i << kSegmentShift); }
 
+// The page of p if p, in one of our segments (map_value(p) == kMapSegment), is a cell handed out;
+// else nullptr. The liveness test of cell_is_live, usable_size and realloc, with the page for them.
+KM_INLINE Page* live_cell_page(const void* p) {
+  Page* pg = page_of(segment_of(p), p);
+  if (!is_carved_cell(pg, p) || static_cast<const Block*>(p)->tag == free_tag(pg, p)) return nullptr;
+  return pg;
+}
 // Is p a cell of one of our pages that is currently handed out? Never crashes on foreign pointers.
 bool cell_is_live(const void* p);
 // Is p a cell of one of our pages that carries the free tag (on a free list or a remote stack)?

@@ -83,7 +83,7 @@ bool span_resize(Page* pg, void* p, size_t size) {
   Segment* s = segment_of(p);
   unsigned first = page_first_slot(s, pg);
   if (usable <= pg->cell_size) {
-    if (usable >= pg->cell_size / 2) return true;   // fits, and wastes at most half: as it is
+    if (span_keeps(pg, usable)) return true;
     if (n < pg->slots) heap_give_slots(tl_heap, s, first + n, pg->slots - n);
   } else if (n > pg->slots) {
     if (first + n > kSlotsPerSegment || !segment_take_slots_at(s, first + pg->slots, n - pg->slots))

@@ -33,6 +33,12 @@ bool span_fits(size_t size);
 void* span_alloc(size_t size, bool zero);
 // Owner: the span's block was freed; its slots go back to the segment.
 void span_release(Heap* h, Page* pg);
+// realloc keeps span pg as it is for `size` bytes: they fit and waste at most half (nothing changes,
+// so any thread may ask). Secure spans never resize in place. Inline: realloc is often called on
+// every append, and this is the answer it usually gets.
+KM_INLINE bool span_keeps(const Page* pg, size_t size) {
+  return size <= pg->cell_size && size >= pg->cell_size / 2 && !page_has(pg, kPageSecure);
+}
 // realloc of span p to `size` (> kLargestLane) without moving: shrink by giving back trailing slots,
 // grow into the free slots after it. Only the owner may; false: the caller moves the block.
 bool span_resize(Page* pg, void* p, size_t size);
