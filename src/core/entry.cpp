@@ -37,12 +37,9 @@ void* alloc_slow_unchecked(size_t size, unsigned lane, bool zero) {
   if (held) held->unlock();
   return p;
 }
-}  // namespace
 
-void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
-  // The common miss: the current page's `free` ran out but the owner freed cells to it since. Swap
-  // them in and pop, unless remote frees wait or it is time for the periodic work (every 16th miss
-  // takes the whole path: retiring, thinning, the purge poll).
+// Every miss that is not a quick refill: kept foreign cells that ran out, then the whole path.
+KM_NOINLINE void* alloc_miss(size_t size, unsigned lane, bool zero) {
   Heap* h = tl_heap;
   if (size <= kDirectMax) {   // the kept foreign cells of a direct lane ran out: back to its page
     Page* d = h->direct[(size + 15) >> 4];
@@ -53,17 +50,32 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
         if (Block* b = page_take(h->lane_page[lane])) return b;
     }
   }
-  Page* pg = h->lane_page[lane];
-  if (pg->local_free && (++h->quick_refills & 15) != 0 && !remote_pending(&h->remote) &&
-      !page_has(pg, kPageSecure)) {
-    HeapBusy busy(h);   // a refill half done is a torn page for a fork child
-    page_refill(pg);
-    return page_pop(pg, zero);
-  }
   void* p = alloc_slow_unchecked(size, lane, zero);
   purge_poll();
   if (KM_UNLIKELY(!p)) errno = ENOMEM;
   return p;
+}
+}  // namespace
+
+void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
+  // The common miss: the current page's `free` ran out (the fast path just popped it empty) but the
+  // owner freed cells to it since. Swap them in and pop, right here with no call and no frame (a
+  // loop that allocates and frees one medium block, a few cells to a carve batch, comes here every
+  // few pairs), unless the direct entry points elsewhere (kept foreign cells), remote frees wait, or
+  // it is time for the periodic work (every 16th miss takes the whole path: retiring, thinning, the
+  // purge poll), or a single cell came back to a page that can carve more (page_refill adds a batch).
+  Heap* h = tl_heap;
+  Page* pg = h->lane_page[lane];
+  Block* b = pg->local_free;
+  if (b && (b->next || !page_can_carve(pg)) && (size > kDirectMax || h->direct[(size + 15) >> 4] == pg) &&
+      (++h->quick_refills & 15) != 0 && !remote_pending(&h->remote) && !page_has(pg, kPageSecure)) {
+    HeapBusy busy(h);   // a refill half done is a torn page for a fork child
+    page_swap_local(pg);
+    page_take(pg);
+    if (zero) std::memset(b, 0, pg->cell_size);
+    return b;
+  }
+  return alloc_miss(size, lane, zero);
 }
 
 void page_free_slow(Heap* h, Page* page) {

@@ -134,7 +134,7 @@ Page* page_new(Heap* h, unsigned lane) {
 
 // A page with no cell in use goes back to its segment's free slots.
 void page_retire(Heap* h, Page* pg) {
-  KM_CHECK_PAGE(pg);
+  KM_CHECK_PAGE(pg, h->lane_page[pg->lane] == pg);
   if (!page_has(pg, kPageFull)) list_remove(h, pg);
   Segment* s = segment_of(pg->start);
   unsigned first = page_first_slot(s, pg);
@@ -195,8 +195,9 @@ void page_unfull(Heap* h, Page* pg) {
 
 }  // namespace
 
-// A page whose last cell came back. The only page of its lane stays (a loop that allocates and frees
-// one object must not set up a page every time); others wait in `retiring` to be reused or retired.
+// A page whose last cell came back: never a current page (kUsedCurrent, page.h), but a full page
+// may become one here, as its lane's only page, and stays. Others wait in `retiring` to be reused or
+// retired.
 void page_emptied(Heap* h, Page* pg) {
   if (pg->span) return span_release(h, pg);
   page_unfull(h, pg);
@@ -406,7 +407,7 @@ void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
       if (!pg) return nullptr;
       list_push_front(h, pg);
     }
-    KM_CHECK_PAGE(pg);
+    KM_CHECK_PAGE(pg, h->lane_page[pg->lane] == pg);
     if (page_has(pg, kPageSecure)) {
       if (secure_has_cell(pg)) return secure_pop(pg, zero, size);
     } else if (page_refill(pg)) {
@@ -439,17 +440,19 @@ void heap_collect(Heap* h, bool retire_current) {
   remote_batch_flush(&h->outgoing);   // trim and thread exit send what this thread freed to others
   collect_remote(h);
   retiring_sweep(h, true);
-  // trim thins at once; thread exit and the purger's drain too, unless the delay is -1 (never)
-  if (!retire_current || option(Opt::purge_delay_ms) >= 0) heap_thin(h, true);
+  // Empty pages first (a current one too, unless it is its lane's only page), so that thinning
+  // sees the lanes' current pages as they will be, and does not purge what is retired anyway.
   for (unsigned lane = 1; lane < kLaneCount; ++lane) {
     Page* pg = h->lane_page[lane];
     while (pg != &g_empty_page && pg != nullptr) {
       Page* next = pg->next;
-      if (pg->used == 0 && (retire_current || next != nullptr || pg->prev != nullptr))
+      if (page_live(pg) == 0 && (retire_current || next != nullptr || pg->prev != nullptr))
         page_retire(h, pg);
       pg = next;
     }
   }
+  // trim thins at once; thread exit and the purger's drain too, unless the delay is -1 (never)
+  if (!retire_current || option(Opt::purge_delay_ms) >= 0) heap_thin(h, true);
   for (Segment* s = h->segments; s;) {
     Segment* next = s->heap_next;
     if (s->free_slots == kAllSlotsFree) segment_release_if_spare(h, s, retire_current ? 0 : 1);

@@ -112,7 +112,7 @@ KM_NOINLINE void free_slow(void* p, Page* page);
 KM_NOINLINE void free_other(Block* b, Page* page, uintptr_t tag);
 // Free of a pointer outside every segment: NULL, a large block, or not ours (fatal).
 KM_NOINLINE void free_not_segment(void* p, const char* call);
-// A local free emptied a page that is not its lane's only page: retire it (soon, see Heap::retiring).
+// A local free emptied a page that is not its lane's current page: retire it (soon, see Heap::retiring).
 KM_NOINLINE void page_free_slow(Heap* h, Page* page);
 
 // ---- a heap's pages (heap.cpp), owner thread only unless said otherwise
@@ -168,9 +168,12 @@ KM_INLINE void set_direct(Heap* h, unsigned lane, Page* pg) {
   for (unsigned i = lo, hi = unsigned(lane_size(lane) / 16); i <= hi; ++i) h->direct[i] = pg;
 }
 
-// Make pg the current page of `lane` (lane_page's only writer). The direct entries follow, unless
-// they point at kept foreign cells, which go first.
+// Make pg the current page of `lane` (lane_page's only writer), kUsedCurrent moving with it (page.h).
+// The direct entries follow, unless they point at kept foreign cells, which go first.
 KM_INLINE void set_lane_page(Heap* h, unsigned lane, Page* pg) {
+  Page* old = h->lane_page[lane];
+  if (old != &g_empty_page) old->used -= kUsedCurrent;   // (shared by every heap: never counted)
+  if (pg != &g_empty_page) pg->used += kUsedCurrent;
   h->lane_page[lane] = pg;
   if (lane < kForeignLanes && !h->foreign[lane].free) set_direct(h, lane, pg);
 }
@@ -215,10 +218,9 @@ KM_INLINE void cell_free(void* p) {
   b->next = page->local_free;
   b->tag = tag;
   page->local_free = b;
-  // The page's last cell came back: retire the page, unless it is its lane's only page (a loop that
-  // allocates and frees one object must not set up and tear down a page every time).
-  if (KM_UNLIKELY(--page->used == 0) && (h->lane_page[page->lane] != page || page->next != nullptr))
-    page_free_slow(h, page);
+  // The page's last cell came back: retire it (soon). Never the current page, whose count carries
+  // kUsedCurrent: a loop that allocates and frees one object must not set up a page every time.
+  if (KM_UNLIKELY(--page->used == 0)) page_free_slow(h, page);
 }
 
 // Usable size of live cell p of page pg.

@@ -26,7 +26,7 @@ uint32_t walk(const Page* pg, const Block* b) {
 }
 }  // namespace
 
-void check_page(const Page* pg) {
+void check_page(const Page* pg, bool current) {
   if (pg->cell_size == 0) return;   // a free slot
   if (pg->span) {   // one block of whole OS pages, in its slots
     if (pg->capacity != 1 || pg->carved != 1 || pg->used > 1 || pg->cell_size % 4096 != 0 ||
@@ -35,13 +35,15 @@ void check_page(const Page* pg) {
     return;
   }
   if (pg->cell_size != lane_size(pg->lane)) broken("page cell size does not match its lane", pg);
-  if (pg->used > pg->carved || pg->carved > pg->capacity) broken("page counts out of order", pg);
+  if (page_live(pg) > pg->carved || pg->carved > pg->capacity) broken("page counts out of order", pg);
+  if (current != ((pg->used & kUsedCurrent) != 0))
+    broken("kUsedCurrent not on exactly its lane's current page", pg);
   if (size_t(pg->capacity) * pg->cell_size > (size_t(pg->slots) << kSlotShift))
     broken("page capacity exceeds its slots", pg);
   if (page_has(pg, kPageSecure)) return;   // encoded lists: checked as they are popped
   // Every carved cell is handed out (counted in used, remote frees included), on one list, or
   // dropped by thinning. A page a fork child inherited may be one short (heap_fork_inherit).
-  uint32_t counted = walk(pg, pg->free) + walk(pg, pg->local_free) + pg->used + pg->dropped;
+  uint32_t counted = walk(pg, pg->free) + walk(pg, pg->local_free) + page_live(pg) + pg->dropped;
   if (counted != pg->carved && !(pg->inherited && counted + 1 == pg->carved))
     broken("free + local_free + used + dropped != carved", pg);
 }
@@ -56,7 +58,7 @@ void check_segment(const Segment* s) {
     if (pg->cell_size == 0 || i >= first + pg->slots) broken("a used slot maps to no page", s);
     if (reinterpret_cast<const char*>(s) + s->slot_off[i] != reinterpret_cast<const char*>(pg))
       broken("slot_off and slot_page disagree", s);
-    check_page(pg);
+    check_page(pg, (pg->used & kUsedCurrent) != 0);   // which page is current: the heap's to say
   }
 }
 

@@ -5,14 +5,15 @@
 #include "core/segment.h"
 
 namespace km {
-void check_page(const Page* pg);         // the free lists, the counts, the cell geometry
+// The free lists, the counts, the cell geometry; current: pg is its lane's current page (page.h).
+void check_page(const Page* pg, bool current);
 void check_segment(const Segment* s);    // free/dirty slot bits, slot -> page map
 }  // namespace km
 
 #if KM_CHECKS
-#define KM_CHECK_PAGE(pg) ::km::check_page(pg)
+#define KM_CHECK_PAGE(pg, current) ::km::check_page(pg, current)
 #define KM_CHECK_SEGMENT(s) ::km::check_segment(s)
 #else
-#define KM_CHECK_PAGE(pg) ((void)0)
+#define KM_CHECK_PAGE(pg, current) ((void)0)
 #define KM_CHECK_SEGMENT(s) ((void)0)
 #endif

@@ -50,14 +50,15 @@ void page_teardown(Page* pg, size_t bytes) {
 }
 
 namespace {
-// Thread a batch of never-used cells onto `free`, in address order.
+// Thread a batch of never-used cells onto the front of `free`, in address order.
 void page_carve(Page* pg) {
   uint32_t n = pg->capacity - pg->carved;
   uint32_t batch = (pg->carved ? kCarveBytes : kFirstCarveBytes) / pg->cell_size;
   if (batch < 1) batch = 1;
   if (n > batch) n = batch;
   char* first = pg->start + size_t(pg->carved) * pg->cell_size;
-  Block* prev = nullptr;
+  Block* prev = pg->free;
+  bool fresh = pg->zero_init && !prev;
   for (uint32_t i = n; i-- > 0;) {   // back to front, so the list runs in address order
     auto* b = reinterpret_cast<Block*>(first + size_t(i) * pg->cell_size);
     b->next = prev;
@@ -66,16 +67,17 @@ void page_carve(Page* pg) {
   }
   pg->free = prev;
   page_add_carved(pg, n);
-  pg->free_is_fresh = pg->zero_init;
+  pg->free_is_fresh = fresh;
 }
 }  // namespace
 
 bool page_refill(Page* pg) {
   if (pg->free) return true;
   if (pg->local_free) {
-    pg->free = pg->local_free;
-    pg->local_free = nullptr;
-    pg->free_is_fresh = 0;
+    page_swap_local(pg);
+    // One cell came back: a loop that holds one block at a time would miss on every malloc. A batch
+    // more (if the page has never-used cells) makes that every batch.
+    if (!pg->free->next && page_can_carve(pg)) page_carve(pg);
     return true;
   }
   if (pg->dropped) return page_thicken(pg);   // cells in OS pages thinning gave back

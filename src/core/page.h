@@ -22,10 +22,10 @@ struct Block {
 
 // A lane page: cells of one size in one run of slots. A span is a Page of one cell (span = 1, lane 0,
 // capacity = carved = 1, cell_size = its usable bytes), so free's fast path serves it unchanged.
-// Invariants: used <= carved <= capacity; every carved cell is exactly one of: handed out (counted in
+// Invariants: page_live(pg) <= carved <= capacity; every carved cell is exactly one of: handed out (counted in
 // used), on `free`, on `local_free`, on its heap's remote queue (then still counted in used), or
 // dropped: it overlaps an OS page given back by thinning (bit set in `thinned`), and is on no list
-// until page_thicken puts it back. free + local_free + used + dropped == carved.
+// until page_thicken puts it back. free + local_free + used + dropped == carved (counting page_live).
 // Cells [carved, capacity) were never touched. Owner-thread fields are written only by the thread that
 // owns the heap; nothing here is written by other threads (remote frees go to Heap::remote).
 struct Page {
@@ -49,7 +49,8 @@ struct Page {
   // The owner's hot line: malloc pops `free` and counts `used`; free pushes `local_free`.
   alignas(64) Block* free;   // owner: cells to hand out, popped by malloc
   Block* local_free;      // owner: cells freed by the owner since the last refill
-  uint32_t used;          // owner: cells handed out (including those freed remotely, not collected)
+  uint32_t used;          // owner: cells handed out (including those freed remotely, not collected),
+                          // plus kUsedCurrent while the page is its lane's current page
   uint8_t free_is_fresh;  // `free` holds only never-used cells of a zero_init page (calloc skips memset)
   uint8_t retiring;       // owner: listed in its heap's `retiring` (empty, kept for reuse a while)
   Page* next;             // owner: lane list
@@ -61,6 +62,13 @@ struct Page {
                           // skips a page the lane reached since the last pass: its cells go soon)
   uint64_t thinned[4];    // 256 OS pages: the largest lane page (16 slots)
 };
+// A lane's current page carries this in `used` (set_lane_page puts it on and takes it off), so its
+// count never reaches 0 in free's fast path: "the page emptied, but it is the one malloc pops from,
+// keep it" costs no test there (a loop that allocates and frees one object frees into it every time).
+// page_live is the count without it; capacities are far below it.
+constexpr uint32_t kUsedCurrent = 1u << 31;
+KM_INLINE uint32_t page_live(const Page* pg) { return pg->used & ~kUsedCurrent; }
+
 // Flag bits in Page::owner (heaps are 64-byte aligned, so the low bits are free).
 constexpr uintptr_t kPageFull = 1;     // off its lane list: it had no free cell at the last look
 constexpr uintptr_t kPageSecure = 2;   // KMALLOC_SECURE: cells go through the checked slow paths only
@@ -136,6 +144,13 @@ KM_INLINE Block* page_take(Page* page) {
   return b;
 }
 
+// `free` ran out: the cells the owner freed since become the cells to hand out (refill's common case).
+KM_INLINE void page_swap_local(Page* pg) {
+  pg->free = pg->local_free;
+  pg->local_free = nullptr;
+  pg->free_is_fresh = 0;
+}
+
 // calloc's half of a pop: a cell from a fresh batch of a zero page is still zero but for its link.
 KM_INLINE void zero_popped(Page* page, Block* b) {
   if (page->free_is_fresh) b->next = nullptr;
@@ -150,6 +165,8 @@ bool page_setup(Page* pg, char* start, size_t bytes, unsigned slots, unsigned la
                 uintptr_t owner, bool zero);
 // The page (of `bytes` bytes) holds no cell in use any more: clear it (its slots are the caller's).
 void page_teardown(Page* pg, size_t bytes);
+// The page has never-used cells to carve, and no dropped ones that refill puts back first.
+KM_INLINE bool page_can_carve(const Page* pg) { return pg->carved < pg->capacity && !pg->dropped; }
 // Make `free` non-empty if the page has any cell to give. false: the page is full.
 bool page_refill(Page* pg);
 // Pop the first cell of `free` (non-empty); zero: it must read as zeros.

@@ -23,8 +23,8 @@ void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells, size_t* reside
     for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
       const Page& pg = s->pages[i];
       if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
-      per_lane_bytes[pg.lane] += size_t(pg.used) * pg.cell_size;
-      per_lane_cells[pg.lane] += pg.used;
+      per_lane_bytes[pg.lane] += size_t(page_live(&pg)) * pg.cell_size;
+      per_lane_cells[pg.lane] += page_live(&pg);
     }
   }
 }

@@ -34,13 +34,13 @@ bool overlaps(const Page* pg, const uint64_t* m, const void* b) {
 bool page_thin_candidate(const Page* pg) {
   if (pg->cell_size == 0 || pg->span || page_has(pg, kPageSecure) || pg->carved == 0) return false;
   size_t carved = size_t(pg->carved) * pg->cell_size;
-  size_t live = size_t(pg->used) * pg->cell_size;
+  size_t live = size_t(page_live(pg)) * pg->cell_size;
   if (carved - live < kMinThin || live * 2 > carved) return false;
-  return pg->used_at_thin == 0 || pg->used * 4 <= pg->used_at_thin * 3;
+  return pg->used_at_thin == 0 || page_live(pg) * 4 <= pg->used_at_thin * 3;
 }
 
 size_t page_thin(Page* pg) {
-  pg->used_at_thin = pg->used ? pg->used : 1;
+  pg->used_at_thin = page_live(pg) ? page_live(pg) : 1;
   unsigned os_pages = unsigned((size_t(pg->carved) * pg->cell_size + os::kPageSize - 1) >> kOsShift);
   if (pg->carved > kMaxCells) return 0;
   // Free means listed: a cell freed by another thread carries the free tag but waits on its heap's

@@ -109,6 +109,38 @@ TEST(Lanes, APageThatGetsACellBackWaitsBehindTheOthers) {
   }).join();
 }
 
+// The current page carries kUsedCurrent in its count, so emptying it is no event for free's fast path
+// even when other pages wait behind it: it is not queued for retirement, and malloc goes on from it.
+TEST(Lanes, ACurrentPageThatEmptiesStaysCurrentAndIsNotRetired) {
+  std::thread([] {
+    const size_t size = 48;
+    const unsigned lane = km::lane_of(size);
+    std::vector<void*> first_page;
+    void* p = km_malloc(size);
+    const km::Page* a = km::page_of(km::segment_of(p), p);
+    while (km::page_of(km::segment_of(p), p) == a) {   // fill page a; p ends on the next page
+      first_page.push_back(p);
+      p = km_malloc(size);
+    }
+    const km::Page* b = km::page_of(km::segment_of(p), p);
+    km::Heap* h = km::tl_heap;
+    ASSERT_EQ(h->lane_page[lane], b);
+    km_free(first_page.back());   // a gets a cell back: behind b on the list
+    first_page.pop_back();
+    ASSERT_EQ(b->next, a);
+    unsigned retiring = h->retiring_count;
+    km_free(p);                   // b's only cell: b is empty, and still current
+    EXPECT_EQ(km::page_live(b), 0u);
+    EXPECT_EQ(b->used, km::kUsedCurrent);
+    EXPECT_EQ(h->lane_page[lane], b);
+    EXPECT_EQ(h->retiring_count, retiring) << "the current page was queued for retirement";
+    void* q = km_malloc(size);
+    EXPECT_EQ(km::page_of(km::segment_of(q), q), b);
+    km_free(q);
+    for (void* c : first_page) km_free(c);
+  }).join();
+}
+
 TEST(Lanes, CellsOfOnePageShareItsSegment) {
   void* a = km_malloc(48);
   void* b = km_malloc(48);
@@ -321,6 +353,30 @@ TEST(Pages, FirstCarveTouchesOneOsPageThenAFullBatch) {
   ASSERT_TRUE(km::page_refill(&pg));
   EXPECT_EQ(pg.carved, (4096u + 16384u) / 16);
   EXPECT_EQ(km::os::resident_in(mem, kBytes), size_t(4096 + 16384));
+  km::page_teardown(&pg, kBytes);
+  km::os::unmap(mem, kBytes);
+}
+
+// A loop that holds one block at a time gives its page's only handed-out cell back before each
+// malloc: a refill that finds a single cell carves a batch more, or every malloc would miss.
+TEST(Pages, ARefillThatFindsOneCellCarvesABatchMore) {
+  constexpr size_t kBytes = 65536, kCell = 3072;
+  void* mem = km::os::map(kBytes);
+  ASSERT_NE(mem, nullptr);
+  km::Page pg{};
+  ASSERT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 1, km::lane_of(kCell), kCell, 0x40, true));
+  ASSERT_TRUE(km::page_refill(&pg));
+  ASSERT_EQ(pg.carved, 1u);   // the first batch is one OS page: one cell of this size
+  auto* b = static_cast<km::Block*>(km::page_pop(&pg, false));
+  km::page_push(&pg, b);
+  ASSERT_TRUE(km::page_refill(&pg));
+  EXPECT_EQ(pg.carved, 1u + 16384u / kCell);
+  unsigned listed = 0;
+  bool has_b = false;
+  for (km::Block* c = pg.free; c; c = c->next, ++listed) has_b |= c == b;
+  EXPECT_EQ(listed, pg.carved) << "the cell that came back and the new batch are all on free";
+  EXPECT_TRUE(has_b);
+  EXPECT_FALSE(pg.free_is_fresh) << "a used cell is on free: calloc must clear it";
   km::page_teardown(&pg, kBytes);
   km::os::unmap(mem, kBytes);
 }
