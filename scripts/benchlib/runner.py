@@ -207,6 +207,11 @@ def metric_table(title, wl_names, allocs, med, fmt_abs, have_mi):
 
 # ---- callgrind ----------------------------------------------------------------------------------------
 
+# Request sizes of the per-size table: tiny, the headline 64 B, small, the largest direct size's
+# neighbourhood, and a medium lane (a few cells to a carve batch).
+CG_SIZES = (16, 64, 256, 1000, 4000)
+
+
 def callgrind_instructions(pairs_exe, lib, n, size):
     """Total instructions of `pairs --pairs n --size size` under callgrind (with lib preloaded)."""
     with tempfile.TemporaryDirectory(prefix="kmb-cg-") as d:
@@ -362,7 +367,8 @@ def main():
     except (OSError, ValueError):
         pass
 
-    total = len(cmds) * len(allocs) * runs + (len(allocs) if do_micro else 0) + (len(allocs) * 2 + 2 if do_cg else 0)
+    total = (len(cmds) * len(allocs) * runs + (len(allocs) if do_micro else 0)
+             + (len(allocs) * 2 * len(CG_SIZES) + 2 if do_cg else 0))
     prog = Progress(total)
     print("bench: %d workload(s) x %d allocator(s) x %d run(s)%s, threads=%d, build %s" % (
         len(cmds), len(allocs), runs, " (quick)" if a.quick else "", a.threads, a.builddir), file=sys.stderr)
@@ -417,8 +423,8 @@ def main():
                 if b["name"] not in micro_names:
                     micro_names.append(b["name"])
 
-    # ---- callgrind: instructions per 64-byte malloc+free pair ----
-    cg, loop = {}, float("nan")
+    # ---- callgrind: instructions per malloc+free pair, 64 bytes (the headline) and other sizes ----
+    cg, cg_sizes, loop = {}, {}, float("nan")
     if do_cg:
         n = 100_000 if a.quick else 200_000
         pairs = os.path.join(suite, "pairs")
@@ -432,14 +438,17 @@ def main():
             loop = float("nan")
             prog.note("bench: callgrind baseline failed: %s" % e)
         for al in allocs:
-            try:
-                prog.step("callgrind %s N" % al)
-                i1 = callgrind_instructions(pairs, libs[al], n, 64)
-                prog.step("callgrind %s 2N" % al)
-                i2 = callgrind_instructions(pairs, libs[al], 2 * n, 64)
-                cg[al] = ((i2 - i1) / n - loop, (i2 - i1) / n)
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                prog.note("bench: callgrind under %s failed: %s" % (al, e))
+            for size in CG_SIZES:
+                try:
+                    prog.step("callgrind %s %d B N" % (al, size))
+                    i1 = callgrind_instructions(pairs, libs[al], n, size)
+                    prog.step("callgrind %s %d B 2N" % (al, size))
+                    i2 = callgrind_instructions(pairs, libs[al], 2 * n, size)
+                    cg_sizes[(al, size)] = (i2 - i1) / n - loop
+                    if size == 64:
+                        cg[al] = ((i2 - i1) / n - loop, (i2 - i1) / n)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    prog.note("bench: callgrind under %s (%d B) failed: %s" % (al, size, e))
     prog.finish()
 
     # ---- report ----
@@ -499,6 +508,12 @@ def main():
                       "Both calls and their PLT jumps included; the benchmark loop's own instructions "
                       "(%.1f per iteration) subtracted in the first column.\n\n" % loop
                       + md_table(["allocator", "instructions/pair", "with loop"], rows))
+        rows = [[al] + ["%.1f" % cg_sizes[(al, z)] if (al, z) in cg_sizes else "-" for z in CG_SIZES]
+                for al in allocs]
+        report.append("### Instructions per pair by request size (callgrind, loop subtracted)\n\n"
+                      "One block at a time: where its page empties on every free, and (for medium sizes) "
+                      "where a few cells cycle through the page's free lists.\n\n"
+                      + md_table(["allocator"] + ["%d B" % z for z in CG_SIZES], rows))
 
     if failures:
         report.append("### Failures\n\n" + "\n".join("- " + f for f in failures))
@@ -533,6 +548,10 @@ def main():
         for (bn, al), v in micro.items():
             wr.writerow(["micro_ns", bn, al, "%.3f" % v, "%.4f" % ratio(v, micro.get((bn, "glibc"), float("nan"))),
                          "%.4f" % ratio(v, micro.get((bn, "mimalloc"), float("nan")))])
+        for (al, size), v in cg_sizes.items():
+            wr.writerow(["callgrind_instr_per_pair", "%d" % size, al, "%.1f" % v,
+                         "%.4f" % ratio(v, cg_sizes.get(("glibc", size), float("nan"))),
+                         "%.4f" % ratio(v, cg_sizes.get(("mimalloc", size), float("nan")))])
         for al, (v, raw) in cg.items():
             wr.writerow(["callgrind_instr_per_pair64", "", al, "%.1f" % v, "%.4f" % ratio(v, cg.get("glibc", (float("nan"),))[0]),
                          "%.4f" % ratio(v, cg.get("mimalloc", (float("nan"),))[0])])

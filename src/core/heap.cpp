@@ -372,6 +372,18 @@ void collect_remote(Heap* h) {
 
 namespace {
 
+// A current page that emptied with pages behind it stays (kUsedCurrent: free's fast path does not
+// stop for it). If malloc has not moved to it since the last pass its lane is idle: retire it as any
+// other emptied page, so that an idle lane keeps no empty page in front of its partly used ones.
+void retire_idle_current(Heap* h) {
+  for (unsigned lane = 1; lane < kLaneCount; ++lane) {
+    Page* pg = h->lane_page[lane];
+    if (pg != &g_empty_page && page_live(pg) == 0 && pg->next && !pg->retiring &&
+        pg->visited != h->thin_pass)
+      page_retire(h, pg);
+  }
+}
+
 // Every 64 slow paths, thin if the purge delay has passed since the last time (never with -1).
 void heap_thin_if_due(Heap* h) {
   long delay = option(Opt::purge_delay_ms);
@@ -379,6 +391,7 @@ void heap_thin_if_due(Heap* h) {
   int64_t now = os::now_ms();
   if (now - h->thin_ms < delay) return;
   h->thin_ms = now;
+  retire_idle_current(h);
   heap_thin(h, false);
 }
 

@@ -141,6 +141,36 @@ TEST(Lanes, ACurrentPageThatEmptiesStaysCurrentAndIsNotRetired) {
   }).join();
 }
 
+// ...but once its lane is idle (no malloc moved to the page since the last thinning pass), the
+// periodic pass retires it like any emptied page: the page behind it becomes current.
+TEST(Lanes, AnEmptiedCurrentPageOfAnIdleLaneIsRetiredByThePeriodicPass) {
+  long saved = km::g_options[int(km::Opt::purge_delay_ms)];
+  km::g_options[int(km::Opt::purge_delay_ms)] = 0;   // every 64th slow path runs the pass
+  std::thread([] {
+    const size_t size = 48;
+    const unsigned lane = km::lane_of(size);
+    std::vector<void*> first_page;
+    void* p = km_malloc(size);
+    const km::Page* a = km::page_of(km::segment_of(p), p);
+    while (km::page_of(km::segment_of(p), p) == a) {
+      first_page.push_back(p);
+      p = km_malloc(size);
+    }
+    const km::Page* b = km::page_of(km::segment_of(p), p);
+    km::Heap* h = km::tl_heap;
+    km_free(first_page.back());
+    first_page.pop_back();
+    km_free(p);   // b: empty, current, a behind it
+    ASSERT_EQ(h->lane_page[lane], b);
+    std::vector<void*> other;   // slow paths in another lane (one-cell first batches)
+    for (int i = 0; i < 1000; ++i) other.push_back(km_malloc(3000));
+    EXPECT_EQ(h->lane_page[lane], a) << "the idle lane's empty current page was not retired";
+    for (void* c : other) km_free(c);
+    for (void* c : first_page) km_free(c);
+  }).join();
+  km::g_options[int(km::Opt::purge_delay_ms)] = saved;
+}
+
 TEST(Lanes, CellsOfOnePageShareItsSegment) {
   void* a = km_malloc(48);
   void* b = km_malloc(48);

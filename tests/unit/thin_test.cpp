@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/heap.h"
+#include "core/options.h"
 #include "core/segment.h"
 #include "core/thin.h"
 #include "kmalloc.h"
@@ -59,6 +60,11 @@ TEST(Thin, ASparsePageGivesItsFreeOsPagesBackAndTakesThemAgain) {
 // cells are in the lane's rotation: purging them costs a fault per OS page when they are handed out
 // again), and thins it the pass after if malloc has not come back to it.
 TEST(Thin, ThePeriodicPassSkipsAPageRefilledFromSinceTheLastPass) {
+  // The passes are this test's own: none may run inside the slow paths below (every 64th, once the
+  // delay has passed since the last), or whether `first` was refilled "since the last pass" would
+  // depend on where the heap's tick count stood.
+  long saved = km::g_options[int(km::Opt::purge_delay_ms)];
+  km::g_options[int(km::Opt::purge_delay_ms)] = 3600000;
   std::thread([] {
     constexpr size_t kCell = 256;   // 256 to a 64 KiB page, 16 to an OS page
     std::vector<unsigned char*> all;
@@ -82,6 +88,7 @@ TEST(Thin, ThePeriodicPassSkipsAPageRefilledFromSinceTheLastPass) {
     EXPECT_LE(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize / 4 + 4096);
     for (unsigned char* p : kept) km_free(p);
   }).join();
+  km::g_options[int(km::Opt::purge_delay_ms)] = saved;
 }
 
 }  // namespace
