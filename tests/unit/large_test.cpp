@@ -11,6 +11,7 @@
 #include "core/foreign.h"
 #include "core/heap.h"
 #include "core/huge.h"
+#include "core/pool.h"
 #include "core/segment.h"
 #include "core/span.h"
 #include "kmalloc.h"
@@ -28,8 +29,16 @@ size_t syscalls() {
   km::os::Counters c = km::os::counters();
   return c.mmap_count + c.munmap_count + c.remap_count;
 }
-// Run f in a fresh thread: its heap starts empty, so slot positions are predictable.
-template <class F> void in_thread(F f) { std::thread(f).join(); }
+// Run f in a fresh thread: its heap starts empty, the heaps earlier tests' threads left pooled with
+// memory are set aside meanwhile, and spare segments are given back, so that none of their partly used segments is adopted: slot
+// positions are predictable whatever ran before (the tests pass in any order, --gtest_shuffle).
+template <class F> void in_thread(F f) {
+  std::vector<km::Heap*> aside;
+  while (km::Heap* h = km::pool_take_owning()) aside.push_back(h);
+  km_trim(0);   // and no spare segment with dirty slots, which would be taken first, is left
+  std::thread(f).join();
+  for (km::Heap* h : aside) km::pool_put(h, true);
+}
 
 TEST(Spans, ABlockAboveTheLargestLaneIsASpanInASegment) {
   in_thread([] {
@@ -257,7 +266,6 @@ TEST(Segments, ABurstThatFreesEverythingAndAllocatesAgainMapsNothing) {
 TEST(Segments, DirtySlotsOfAnySegmentAreTakenBeforeCleanOnes) {
   in_thread([] {
     constexpr size_t kSlot = km::kSlotSize;
-    km_trim(0);   // no spare segment with dirty slots left by earlier tests
     // Segment A full (40 + 23 slots), then B, the newest (first on the heap's list), with 8 slots
     // used and the rest clean.
     void* x1 = km_malloc(40 * kSlot - 8192);

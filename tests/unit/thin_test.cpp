@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "core/heap.h"
-#include "core/options.h"
 #include "core/segment.h"
 #include "core/thin.h"
 #include "kmalloc.h"
@@ -60,12 +59,13 @@ TEST(Thin, ASparsePageGivesItsFreeOsPagesBackAndTakesThemAgain) {
 // cells are in the lane's rotation: purging them costs a fault per OS page when they are handed out
 // again), and thins it the pass after if malloc has not come back to it.
 TEST(Thin, ThePeriodicPassSkipsAPageRefilledFromSinceTheLastPass) {
-  // The passes are this test's own: none may run inside the slow paths below (every 64th, once the
-  // delay has passed since the last), or whether `first` was refilled "since the last pass" would
-  // depend on where the heap's tick count stood.
-  long saved = km::g_options[int(km::Opt::purge_delay_ms)];
-  km::g_options[int(km::Opt::purge_delay_ms)] = 3600000;
   std::thread([] {
+    // The passes are this test's own: none may run inside the slow paths below (every 64th, once
+    // the delay has passed since the heap's last), or whether `first` was refilled "since the last
+    // pass" would depend on where the heap's tick count stood. (Not a longer delay: the purger
+    // thread would sleep on it.)
+    km_free(km_malloc(16));   // the heap is set up (another lane)
+    km::tl_heap->thin_ms = INT64_MAX / 2;
     constexpr size_t kCell = 256;   // 256 to a 64 KiB page, 16 to an OS page
     std::vector<unsigned char*> all;
     for (int i = 0; i < 4 * 256 + 8; ++i) all.push_back(static_cast<unsigned char*>(km_malloc(kCell)));
@@ -87,8 +87,8 @@ TEST(Thin, ThePeriodicPassSkipsAPageRefilledFromSinceTheLastPass) {
     EXPECT_GT(first->dropped, 0u);
     EXPECT_LE(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize / 4 + 4096);
     for (unsigned char* p : kept) km_free(p);
+    km::tl_heap->thin_ms = 0;   // the heap goes to the pool: its next thread thins as usual
   }).join();
-  km::g_options[int(km::Opt::purge_delay_ms)] = saved;
 }
 
 }  // namespace
