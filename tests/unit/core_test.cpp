@@ -109,35 +109,48 @@ TEST(Lanes, APageThatGetsACellBackWaitsBehindTheOthers) {
   }).join();
 }
 
+// In the calling thread: 48-byte cells fill page `a`, then one more starts page `b`, the current
+// page; a gets one cell back (behind b on the list) and b's only cell is freed: b is empty, current,
+// with a behind it. The cells still held on a are in `held`.
+struct EmptiedCurrentPage {
+  static constexpr size_t kSize = 48;
+  const unsigned lane = km::lane_of(kSize);
+  std::vector<void*> held;
+  const km::Page* a = nullptr;
+  const km::Page* b = nullptr;
+  EmptiedCurrentPage() {
+    void* p = km_malloc(kSize);
+    a = km::page_of(km::segment_of(p), p);
+    while (km::page_of(km::segment_of(p), p) == a) {
+      held.push_back(p);
+      p = km_malloc(kSize);
+    }
+    b = km::page_of(km::segment_of(p), p);
+    km_free(held.back());
+    held.pop_back();
+    km_free(p);
+  }
+  ~EmptiedCurrentPage() {
+    for (void* c : held) km_free(c);
+  }
+};
+
 // The current page carries kUsedCurrent in its count, so emptying it is no event for free's fast path
 // even when other pages wait behind it: it is not queued for retirement, and malloc goes on from it.
 TEST(Lanes, ACurrentPageThatEmptiesStaysCurrentAndIsNotRetired) {
   std::thread([] {
-    const size_t size = 48;
-    const unsigned lane = km::lane_of(size);
-    std::vector<void*> first_page;
-    void* p = km_malloc(size);
-    const km::Page* a = km::page_of(km::segment_of(p), p);
-    while (km::page_of(km::segment_of(p), p) == a) {   // fill page a; p ends on the next page
-      first_page.push_back(p);
-      p = km_malloc(size);
-    }
-    const km::Page* b = km::page_of(km::segment_of(p), p);
+    km_free(km_malloc(16));   // the heap is set up: retiring_count is read before the frees
     km::Heap* h = km::tl_heap;
-    ASSERT_EQ(h->lane_page[lane], b);
-    km_free(first_page.back());   // a gets a cell back: behind b on the list
-    first_page.pop_back();
-    ASSERT_EQ(b->next, a);
     unsigned retiring = h->retiring_count;
-    km_free(p);                   // b's only cell: b is empty, and still current
-    EXPECT_EQ(km::page_live(b), 0u);
-    EXPECT_EQ(b->used, km::kUsedCurrent);
-    EXPECT_EQ(h->lane_page[lane], b);
+    EmptiedCurrentPage t;
+    ASSERT_EQ(h->lane_page[t.lane], t.b);
+    ASSERT_EQ(t.b->next, t.a);
+    EXPECT_EQ(km::page_live(t.b), 0u);
+    EXPECT_EQ(t.b->used, km::kUsedCurrent);
     EXPECT_EQ(h->retiring_count, retiring) << "the current page was queued for retirement";
-    void* q = km_malloc(size);
-    EXPECT_EQ(km::page_of(km::segment_of(q), q), b);
+    void* q = km_malloc(t.kSize);
+    EXPECT_EQ(km::page_of(km::segment_of(q), q), t.b);
     km_free(q);
-    for (void* c : first_page) km_free(c);
   }).join();
 }
 
@@ -147,26 +160,13 @@ TEST(Lanes, AnEmptiedCurrentPageOfAnIdleLaneIsRetiredByThePeriodicPass) {
   long saved = km::g_options[int(km::Opt::purge_delay_ms)];
   km::g_options[int(km::Opt::purge_delay_ms)] = 0;   // every 64th slow path runs the pass
   std::thread([] {
-    const size_t size = 48;
-    const unsigned lane = km::lane_of(size);
-    std::vector<void*> first_page;
-    void* p = km_malloc(size);
-    const km::Page* a = km::page_of(km::segment_of(p), p);
-    while (km::page_of(km::segment_of(p), p) == a) {
-      first_page.push_back(p);
-      p = km_malloc(size);
-    }
-    const km::Page* b = km::page_of(km::segment_of(p), p);
+    EmptiedCurrentPage t;
     km::Heap* h = km::tl_heap;
-    km_free(first_page.back());
-    first_page.pop_back();
-    km_free(p);   // b: empty, current, a behind it
-    ASSERT_EQ(h->lane_page[lane], b);
+    ASSERT_EQ(h->lane_page[t.lane], t.b);
     std::vector<void*> other;   // slow paths in another lane (one-cell first batches)
     for (int i = 0; i < 1000; ++i) other.push_back(km_malloc(3000));
-    EXPECT_EQ(h->lane_page[lane], a) << "the idle lane's empty current page was not retired";
+    EXPECT_EQ(h->lane_page[t.lane], t.a) << "the idle lane's empty current page was not retired";
     for (void* c : other) km_free(c);
-    for (void* c : first_page) km_free(c);
   }).join();
   km::g_options[int(km::Opt::purge_delay_ms)] = saved;
 }
