@@ -157,18 +157,22 @@ TEST(Lanes, ACurrentPageThatEmptiesStaysCurrentAndIsNotRetired) {
 // ...but once its lane is idle (no malloc moved to the page since the last thinning pass), the
 // periodic pass retires it like any emptied page: the page behind it becomes current.
 TEST(Lanes, AnEmptiedCurrentPageOfAnIdleLaneIsRetiredByThePeriodicPass) {
-  long saved = km::g_options[int(km::Opt::purge_delay_ms)];
-  km::g_options[int(km::Opt::purge_delay_ms)] = 0;   // every 64th slow path runs the pass
   std::thread([] {
     EmptiedCurrentPage t;
     km::Heap* h = km::tl_heap;
     ASSERT_EQ(h->lane_page[t.lane], t.b);
-    std::vector<void*> other;   // slow paths in another lane (one-cell first batches)
-    for (int i = 0; i < 1000; ++i) other.push_back(km_malloc(3000));
+    // Two passes: the first sees b refilled since the one before, the second retires it. Each round
+    // makes the pass due (the heap's last one long ago) and takes well over 64 slow paths in another
+    // lane (one-cell first batches), so one of them runs it. (Not the purge delay option: the
+    // purger thread reads it.)
+    std::vector<void*> other;
+    for (int round = 0; round < 2; ++round) {
+      h->thin_ms = 0;
+      for (int i = 0; i < 500; ++i) other.push_back(km_malloc(3000));
+    }
     EXPECT_EQ(h->lane_page[t.lane], t.a) << "the idle lane's empty current page was not retired";
     for (void* c : other) km_free(c);
   }).join();
-  km::g_options[int(km::Opt::purge_delay_ms)] = saved;
 }
 
 TEST(Lanes, CellsOfOnePageShareItsSegment) {
