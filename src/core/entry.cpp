@@ -67,12 +67,13 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   Heap* h = tl_heap;
   Page* pg = h->lane_page[lane];
   Block* b = pg->local_free;
-  if (b && (b->next || !page_can_carve(pg)) && (size > kDirectMax || h->direct[(size + 15) >> 4] == pg) &&
-      (++h->quick_refills & 15) != 0 && !remote_pending(&h->remote) && !page_has(pg, kPageSecure)) {
+  if (b && (b->next || !page_can_carve(pg)) &&
+      (size > kDirectMax || h->direct[(size + 15) >> 4] == pg) && (++h->quick_refills & 15) != 0 &&
+      !remote_pending(&h->remote) && !page_has(pg, kPageSecure)) {
     HeapBusy busy(h);   // a refill half done is a torn page for a fork child
     page_swap_local(pg);
     page_take(pg);
-    if (zero) std::memset(b, 0, pg->cell_size);
+    if (zero) zero_popped(pg, b);
     return b;
   }
   return alloc_miss(size, lane, zero);
