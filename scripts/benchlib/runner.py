@@ -424,7 +424,7 @@ def main():
                     micro_names.append(b["name"])
 
     # ---- callgrind: instructions per malloc+free pair, 64 bytes (the headline) and other sizes ----
-    cg, cg_sizes, loop = {}, {}, float("nan")
+    raw, loop = {}, float("nan")   # (allocator, size) -> instructions per pair, loop included
     if do_cg:
         n = 100_000 if a.quick else 200_000
         pairs = os.path.join(suite, "pairs")
@@ -444,12 +444,12 @@ def main():
                     i1 = callgrind_instructions(pairs, libs[al], n, size)
                     prog.step("callgrind %s %d B 2N" % (al, size))
                     i2 = callgrind_instructions(pairs, libs[al], 2 * n, size)
-                    cg_sizes[(al, size)] = (i2 - i1) / n - loop
-                    if size == 64:
-                        cg[al] = ((i2 - i1) / n - loop, (i2 - i1) / n)
+                    raw[(al, size)] = (i2 - i1) / n
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
                     prog.note("bench: callgrind under %s (%d B) failed: %s" % (al, size, e))
     prog.finish()
+    cg_sizes = {k: v - loop for k, v in raw.items()}
+    cg = {al: (raw[(al, 64)] - loop, raw[(al, 64)]) for al in allocs if (al, 64) in raw}
 
     # ---- report ----
     report = []

@@ -22,10 +22,11 @@ struct Block {
 
 // A lane page: cells of one size in one run of slots. A span is a Page of one cell (span = 1, lane 0,
 // capacity = carved = 1, cell_size = its usable bytes), so free's fast path serves it unchanged.
-// Invariants: page_live(pg) <= carved <= capacity; every carved cell is exactly one of: handed out (counted in
-// used), on `free`, on `local_free`, on its heap's remote queue (then still counted in used), or
-// dropped: it overlaps an OS page given back by thinning (bit set in `thinned`), and is on no list
-// until page_thicken puts it back. free + local_free + used + dropped == carved (counting page_live).
+// Invariants (counts without kUsedCurrent: page_live): used <= carved <= capacity; every carved cell
+// is exactly one of: handed out (counted in used), on `free`, on `local_free`, on its heap's remote
+// queue (then still counted in used), or dropped: it overlaps an OS page given back by thinning (bit
+// set in `thinned`), and is on no list until page_thicken puts it back.
+// free + local_free + used + dropped == carved.
 // Cells [carved, capacity) were never touched. Owner-thread fields are written only by the thread that
 // owns the heap; nothing here is written by other threads (remote frees go to Heap::remote).
 struct Page {

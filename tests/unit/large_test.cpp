@@ -30,12 +30,12 @@ size_t syscalls() {
   return c.mmap_count + c.munmap_count + c.remap_count;
 }
 // Run f in a fresh thread: its heap starts empty, the heaps earlier tests' threads left pooled with
-// memory are set aside meanwhile, and spare segments are given back, so that none of their partly used segments is adopted: slot
-// positions are predictable whatever ran before (the tests pass in any order, --gtest_shuffle).
+// memory are set aside meanwhile (none of their partly used segments is adopted), and spare segments
+// are given back: slot positions are predictable whatever ran before (any order, --gtest_shuffle).
 template <class F> void in_thread(F f) {
   std::vector<km::Heap*> aside;
   while (km::Heap* h = km::pool_take_owning()) aside.push_back(h);
-  km_trim(0);   // and no spare segment with dirty slots, which would be taken first, is left
+  km_trim(0);   // no spare segment with dirty slots, which would be taken first, is left
   std::thread(f).join();
   for (km::Heap* h : aside) km::pool_put(h, true);
 }
