@@ -51,9 +51,10 @@ def build_parser(prog="scripts/ab", default_out=os.path.join(REPO, "out", "ab"),
     p.add_argument("--scale", type=float, default=None, help="shrink or grow the built-in workloads")
     p.add_argument("--name", default=None, help="label of COMMAND in the output (default: its basename)")
     p.add_argument("--no-probe", action="store_true", help="do not preload the live-bytes probe")
-    p.add_argument("--overhead-runs", type=int, default=1,
-                   help="extra runs without the probe per allocator and workload, each paired with a "
-                        "probed run, to measure the probe's overhead (default: 1; 0 to skip; at most --runs)")
+    p.add_argument("--timing-runs", "--overhead-runs", dest="timing_runs", type=int, default=None,
+                   help="runs without the probe per allocator and workload, each right after a probed run: "
+                        "the time and fault columns come from them, and each pair measures the probe's "
+                        "overhead (default: as many as --runs; 0: times from the probed runs)")
     p.add_argument("--interval", type=float, default=10.0, help="sampling interval in ms (default: 10)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed (default: 600)")
     p.add_argument("--out", default=default_out,
@@ -81,8 +82,10 @@ def parse_args(argv, layout=None):
     args.command = command
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    if args.overhead_runs < 0:
-        p.error("--overhead-runs must be >= 0")
+    if args.timing_runs is None:
+        args.timing_runs = args.runs
+    if args.timing_runs < 0:
+        p.error("--timing-runs must be >= 0")
     if command and args.workloads:
         p.error("--workloads selects built-in workloads; it cannot be combined with a COMMAND")
     return args
@@ -162,15 +165,16 @@ def main(argv=None, layout=None):
     os.makedirs(log_dir, exist_ok=True)
 
     # The plan: runs interleaved (every allocator once per round, the order rotating from round to
-    # round). In the first --overhead-runs rounds each probed run is followed at once by the same run
-    # without the probe: the pair sees the same machine, so their ratio is the probe's overhead.
+    # round). In the first --timing-runs rounds each probed run is followed at once by the same run
+    # without the probe: the times come from those, and the pair, on the same machine, gives the
+    # probe's overhead.
     plan = []
     for i in range(args.runs):
         for w in works:
             for k in range(len(allocs)):
                 a = allocs[(k + i) % len(allocs)]
                 plan.append((w, a, i + 1, probe_lib))
-                if probe_lib and i < args.overhead_runs:
+                if probe_lib and i < args.timing_runs:
                     plan.append((w, a, i + 1, None))
     progress = Progress(len(plan))
     runs = []
@@ -205,11 +209,14 @@ def main(argv=None, layout=None):
             text += ["  stderr (last lines):"] + ["    " + line for line in r.stderr_tail.splitlines()]
     if has_probe:
         text.append("frag = RSS / live bytes (requested, not yet freed); RSS excludes the probe's own table;")
-        text.append("times include the probe's per-call cost (same for every allocator): --no-probe for pure timing.")
+        if args.timing_runs:
+            text.append("wall, cpu and faults: medians of the runs without the probe; memory: of the probed runs.")
+        else:
+            text.append("times include the probe's per-call cost, which narrows every ratio (--timing-runs).")
 
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
             "kernel": platform.release(), "cpus": os.cpu_count(), "runs": args.runs,
-            "overhead_runs": args.overhead_runs if has_probe else 0, "interval_ms": args.interval,
+            "timing_runs": args.timing_runs if has_probe else 0, "interval_ms": args.interval,
             "probe": has_probe, "allocators": {a.name: {"lib": a.lib, "env": a.env} for a in allocs},
             "workloads": {w.name: {"argv": w.argv, "env": w.env, "about": w.about} for w in works}}
     report.write_runs_csv(os.path.join(args.out, "runs.csv"), runs)

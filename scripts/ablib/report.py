@@ -18,6 +18,10 @@ METRICS = [
     ("frag_end", "frag end", "x"),
 ]
 BASELINE = "glibc"
+# What the probe itself changes: its per-call cost adds about the same seconds to every allocator's run
+# (which pulls every time ratio toward 1), and its table's pages fault in. Where runs without the probe
+# exist, these medians come from them; memory and fragmentation always come from the probed runs.
+TIMING = ("wall_s", "cpu_s", "faults")
 
 
 def median(values):
@@ -26,7 +30,9 @@ def median(values):
 
 
 def summarize(runs, allocators, workloads):
-    """{workload: {allocator: {"ok": bool, "runs": n, metric: median, ..., "errors": [...]}}}."""
+    """{workload: {allocator: {"ok": bool, "runs": n, "timing_runs": n, metric: median, ..., "errors": [...]}}}.
+    "runs" counts the probed runs (or, with --no-probe, all runs); TIMING keys come from the runs without
+    the probe where there are any ("timing_runs" of them)."""
     out = {}
     for w in workloads:
         out[w] = {}
@@ -39,6 +45,11 @@ def summarize(runs, allocators, workloads):
             ms = [r.metrics() for r in probed]
             for key in list(ms[0].keys()) if ms else [m[0] for m in METRICS]:
                 entry[key] = median([m.get(key) for m in ms])
+            timed = [r.metrics() for r in runs
+                     if r.workload == w and r.allocator == a and r.probe is False and r.ok]
+            entry["timing_runs"] = len(timed) if timed else len(probed)
+            for key in TIMING if timed and probed else ():
+                entry[key] = median([m.get(key) for m in timed])
             out[w][a] = entry
     return out
 

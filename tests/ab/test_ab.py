@@ -157,7 +157,7 @@ class ErrorsTest(unittest.TestCase):
 
     def test_default_list_skips_a_missing_allocator_and_names_its_package(self):
         with tempfile.TemporaryDirectory() as out:
-            p = ab("--lib", "jemalloc=/nonexistent/libjemalloc.so.2", "--runs", "1", "--overhead-runs", "0",
+            p = ab("--lib", "jemalloc=/nonexistent/libjemalloc.so.2", "--runs", "1", "--timing-runs", "0",
                    "--no-plot", "--no-probe", "--out", out, "--", "true")
             self.assertIn("jemalloc skipped: install the Debian package libjemalloc2", p.stderr)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -178,7 +178,7 @@ class ErrorsTest(unittest.TestCase):
         cmd = ('if [ "$KM_AB_ALLOCATOR" = mimalloc ]; then echo "line one" >&2; '
                'echo "boom: the detail" >&2; exit 3; fi; echo fine')
         with tempfile.TemporaryDirectory() as out:
-            p = ab("--allocators", "glibc,mimalloc", "--runs", "1", "--overhead-runs", "0", "--no-plot",
+            p = ab("--allocators", "glibc,mimalloc", "--runs", "1", "--timing-runs", "0", "--no-plot",
                    "--out", out, "--", "/bin/sh", "-c", cmd)
             self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
             self.assertIn("FAILED: exit status 3", p.stdout)
@@ -221,6 +221,16 @@ class EndToEndTest(unittest.TestCase):
                     self.assertLessEqual(e["avg_rss"], e["peak_rss"])
             self.assertIn("glibc", data["probe_overhead"]["phase"])
             self.assertEqual(len(data["runs"]), 2 * 2 * 2)  # workloads x allocators x (1 run + its no-probe pair)
+            # Times and faults come from the run without the probe (whose per-call cost would narrow every
+            # ratio), memory from the probed run.
+            for r in data["runs"]:
+                e = data["summary"][r["workload"]][r["allocator"]]
+                if r["probe"]:
+                    self.assertEqual(e["peak_rss"], r["peak_rss"])
+                    self.assertIsNotNone(r["peak_live"])
+                else:
+                    self.assertEqual((e["wall_s"], e["cpu_s"], e["faults"]), (r["wall_s"], r["cpu_s"], r["faults"]))
+                    self.assertEqual(e["timing_runs"], 1)
             for f in ("summary.csv", "runs.csv", "samples.csv", "result.json", "summary.png", "summary.svg",
                       "timeline-phase.png", "timeline-python.svg", "table.txt"):
                 self.assertTrue(os.path.getsize(os.path.join(out, f)) > 0, f)

@@ -150,7 +150,7 @@ case $deps in *"libkmalloc.so.0 => $root/usr/lib/$ma/"*) ;; *) fail "not linked 
 step "kmalloc-ab"
 ab=$root/usr/bin/kmalloc-ab
 [ "$("$ab" --version)" = "kmalloc-ab $version" ] || fail "kmalloc-ab --version"
-(cd "$work" && "$ab" --runs 1 --overhead-runs 0 --allocators glibc,kmalloc --json --out "$work/ab" \
+(cd "$work" && "$ab" --runs 1 --timing-runs 0 --allocators glibc,kmalloc --json --out "$work/ab" \
    -- /bin/sh -c 'seq 1 100000 | sort -r > /dev/null' >"$work/ab.json" 2>"$work/ab.err") \
   || { cat "$work/ab.err"; fail "kmalloc-ab on a small command failed"; }
 python3 - "$work/ab.json" "$root" <<'PY' || fail "kmalloc-ab's result"
@@ -162,7 +162,7 @@ PY
 grep -q '^kmalloc ' "$work/ab.err" || fail "no table row for kmalloc: $(cat "$work/ab.err")"
 for f in summary.csv runs.csv samples.csv result.json table.txt; do [ -s "$work/ab/$f" ] || fail "kmalloc-ab wrote no $f"; done
 if python3 -c 'import matplotlib' 2>/dev/null; then [ -s "$work/ab/summary.png" ] || fail "kmalloc-ab drew no plot"; fi
-"$ab" --runs 1 --overhead-runs 0 --allocators glibc,kmalloc --workloads phase,python --scale 0.05 --no-plot \
+"$ab" --runs 1 --timing-runs 0 --allocators glibc,kmalloc --workloads phase,python --scale 0.05 --no-plot \
   --json --out "$work/ab2" >"$work/ab2.json" 2>"$work/ab2.err" \
   || { cat "$work/ab2.err"; fail "kmalloc-ab on the built-in workloads failed"; }
 python3 - "$work/ab2.json" <<'PY' || fail "kmalloc-ab's result on the built-in workloads"
