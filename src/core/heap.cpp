@@ -77,6 +77,15 @@ size_t heaps_remote_pending() {
   return pending > 0 ? size_t(pending) : 0;
 }
 
+uint64_t heaps_collect_seq() {
+  uint64_t sum = 0;
+  for (Heap* h = g_all_heaps.load(std::memory_order_acquire); h; h = h->all_next) {
+    uint32_t seq = __atomic_load_n(&h->collect_seq, __ATOMIC_ACQUIRE);
+    sum += seq | (uint64_t(seq & 1) << 63);
+  }
+  return sum;
+}
+
 // ============================================================================ lane lists
 //
 // Why first in, first out, and not the fullest page first (packing, as tried before): a full page
@@ -344,6 +353,9 @@ void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n) {
 void collect_remote_slice(Heap* h, size_t limit) {
   Block* b = h->remote_backlog;
   if (!b) b = remote_take(&h->remote);
+  if (!b) return;
+  __atomic_store_n(&h->collect_seq, h->collect_seq + 1, __ATOMIC_RELAXED);   // odd: under way
+  __atomic_thread_fence(__ATOMIC_RELEASE);
   for (; b && limit; --limit) {
     // Secure mode: a remote link written after free (a use-after-free) is reported, not followed.
     if (KM_UNLIKELY(secure_enabled()) && !cell_is_free(b))
@@ -361,6 +373,7 @@ void collect_remote_slice(Heap* h, size_t limit) {
     b = next;
   }
   h->remote_backlog = b;
+  __atomic_store_n(&h->collect_seq, h->collect_seq + 1, __ATOMIC_RELEASE);
 }
 
 void collect_remote(Heap* h) {

@@ -52,6 +52,9 @@ struct Heap {
   // across threads and not yet collected: "in use" leaves it out, without an atomic per free.
   size_t remote_freed = 0;
   size_t remote_collected = 0;
+  // Odd while a collection is under way (collect_remote_slice): remote_collected and the pages'
+  // counts change together then, a cell at a time, so stats retry a snapshot that overlapped one.
+  uint32_t collect_seq = 0;
   // owner: what this heap's thread freed into other heaps, waiting to go over in batches (remote.h).
   RemoteBatch outgoing;
   // owner: cells taken from `remote` and not yet put back on their pages (collect_remote_slice).
@@ -160,6 +163,8 @@ void heap_fork_child(Heap* h);
 void heap_fork_inherit(Heap* h);
 // Bytes freed by other threads and not yet collected by their owners (stats: not "in use"). Any thread.
 size_t heaps_remote_pending();
+// The sum of every heap's collect_seq, with bit 63 set if a collection is under way.
+uint64_t heaps_collect_seq();
 
 // Point the direct entries of a direct lane (sizes (lane_size(lane - 1), lane_size(lane)] in steps
 // of 16) at pg: the lane's current page, or its kept foreign cells (foreign.h).

@@ -15,11 +15,10 @@ namespace km {
 namespace {
 // Exact bytes in cells handed out, per lane: walks every segment's pages under the segments lock.
 // Cells freed by another thread and not yet collected by their owner still count here (per lane); the
-// total subtracts them (heaps_remote_pending). `resident`: the segments' resident bytes (mincore).
-void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells, size_t* resident) {
+// total subtracts them (heaps_remote_pending).
+void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells) {
   LockGuard g(g_segments_lock);
   for (Segment* s = g_segments; s; s = s->next) {
-    if (resident) *resident += os::resident_in(s, kSegmentSize);
     for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
       const Page& pg = s->pages[i];
       if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
@@ -28,24 +27,55 @@ void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells, size_t* reside
     }
   }
 }
+
+// The segments' resident bytes (mincore).
+size_t segments_resident() {
+  LockGuard g(g_segments_lock);
+  size_t resident = 0;
+  for (Segment* s = g_segments; s; s = s->next) resident += os::resident_in(s, kSegmentSize);
+  return resident;
+}
+
+// Bytes in lane cells, the counters (spans among them), and the bytes freed across threads and not yet
+// collected, from one snapshot: a collection moves a cell or span from "pending" to free in two steps,
+// and a purger draining an exited thread's heap collects thousands (a few ms) while the pages are
+// walked. Retried until no collection overlapped the reads, for at most kSnapshotMs: a collection
+// that never ends for us (a signal handler that interrupted one on this thread) costs that once.
+constexpr int64_t kSnapshotMs = 100;
+void in_use_snapshot(size_t* in_use, StatCounters* k, size_t* pending) {
+  int64_t give_up = 0;
+  for (int tries = 0;; ++tries) {
+    uint64_t before = heaps_collect_seq();
+    size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
+    cells_in_use(bytes, cells);
+    *in_use = 0;
+    for (unsigned l = 0; l < kLaneCount; ++l) *in_use += bytes[l];
+    stats_counters(k);
+    *pending = heaps_remote_pending();
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    uint64_t after = heaps_collect_seq();
+    if (before == after && !(before >> 63)) return;
+    if (tries < 8) continue;
+    int64_t now = os::now_ms();
+    if (!give_up) give_up = now + kSnapshotMs;
+    if (now >= give_up) return;
+    os::yield();
+  }
+}
 }  // namespace
 
 void stats_get(Stats* out) {
-  size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
-  size_t resident = 0;
-  cells_in_use(bytes, cells, &resident);
-  size_t in_use = 0;
-  for (unsigned l = 0; l < kLaneCount; ++l) in_use += bytes[l];
-  os::Counters c = os::counters();
+  size_t resident = segments_resident();
+  size_t in_use = 0, pending = 0;
   StatCounters k;
-  stats_counters(&k);
+  in_use_snapshot(&in_use, &k, &pending);
+  os::Counters c = os::counters();
   out->span_count = size_t(k.spans);
   out->span_bytes = size_t(k.span_bytes);
   out->huge_count = size_t(k.huges);
   out->huge_bytes = size_t(k.huge_bytes);
   out->large_in_use = out->span_bytes + out->huge_bytes;
   // What the program holds: a cell or span freed by another thread is free, collected or not.
-  size_t pending = heaps_remote_pending();
   out->in_use = in_use + out->large_in_use > pending ? in_use + out->large_in_use - pending : 0;
   out->peak_in_use = size_t(k.peak);
   if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
@@ -68,7 +98,7 @@ void stats_print() {
   Stats st;
   stats_get(&st);
   size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
-  cells_in_use(bytes, cells, nullptr);
+  cells_in_use(bytes, cells);
   StatCounters k;
   stats_counters(&k);
   Msg m;
