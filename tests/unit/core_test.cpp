@@ -15,6 +15,7 @@
 #include "core/size_class.h"
 #include "core/stats.h"
 #include "platform/os.h"
+#include "fresh_heaps.h"
 #include "kmalloc.h"
 
 namespace {
@@ -48,21 +49,23 @@ TEST(Lanes, EveryLaneHandsOutDistinctAlignedCellsAndTakesThemBack) {
 }
 
 TEST(Lanes, AMallocFreeLoopReusesCellsAndNeverGrows) {
-  km_stats before, after;
-  void* warm = km_malloc(100);
-  km_free(warm);
-  km_stats_get(&before);
-  std::set<void*> seen;
-  for (int i = 0; i < 200000; ++i) {
-    void* p = km_malloc(100);
-    seen.insert(p);
-    km_free(p);
-  }
-  km_stats_get(&after);
-  EXPECT_EQ(after.mapped, before.mapped);
-  EXPECT_EQ(after.mmap_count, before.mmap_count);
-  // Freed cells come back once the page's current batch is used up: one page's worth at most.
-  EXPECT_LE(seen.size(), km::kSlotSize / 112);
+  km_test::in_thread([] {   // the lane starts empty: no partly used page of an earlier test's heap
+    km_stats before, after;
+    void* warm = km_malloc(100);
+    km_free(warm);
+    km_stats_get(&before);
+    std::set<void*> seen;
+    for (int i = 0; i < 200000; ++i) {
+      void* p = km_malloc(100);
+      seen.insert(p);
+      km_free(p);
+    }
+    km_stats_get(&after);
+    EXPECT_EQ(after.mapped, before.mapped);
+    EXPECT_EQ(after.mmap_count, before.mmap_count);
+    // Freed cells come back once the page's current batch is used up: one page's worth at most.
+    EXPECT_LE(seen.size(), km::kSlotSize / 112);
+  });
 }
 
 // A lane's list is first in, first out: a full page that gets a cell back goes behind the pages
@@ -291,6 +294,7 @@ TEST(Purge, WithoutAPurgerThreadLaterSlowPathsPurgeWhatAnEarlierBurstFreed) {
 // retired them.
 TEST(Stats, PageCountersOfEveryHeapAreSummed) {
   const unsigned lane = km::lane_of(3000);
+  km_test::FreshHeaps fresh;   // the two threads make new pages, adopting none of earlier tests'
   km_trim(0);
   km::StatCounters before;
   km::stats_counters(&before);
@@ -303,7 +307,6 @@ TEST(Stats, PageCountersOfEveryHeapAreSummed) {
   tb.join();
   km::StatCounters during;
   km::stats_counters(&during);
-  // (a page may have come from an exited thread's heap, left by an earlier test: not a new one)
   EXPECT_GE(during.lane_pages[lane], before.lane_pages[lane] + 36) << "pages of both heaps";
   EXPECT_GE(during.page_bytes, before.page_bytes + 36 * 21 * 3072);
   EXPECT_GE(during.peak, during.page_bytes + during.span_bytes + during.huge_bytes);
