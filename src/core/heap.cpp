@@ -80,6 +80,7 @@ size_t heaps_remote_pending() {
 uint64_t heaps_collect_seq() {
   uint64_t sum = 0;
   for (Heap* h = g_all_heaps.load(std::memory_order_acquire); h; h = h->all_next) {
+    if (h->stranded) continue;   // a fork child's torn heap: nothing collects it any more
     uint32_t seq = __atomic_load_n(&h->collect_seq, __ATOMIC_ACQUIRE);
     sum += seq | (uint64_t(seq & 1) << 63);
   }

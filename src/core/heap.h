@@ -54,6 +54,7 @@ struct Heap {
   size_t remote_collected = 0;
   // Odd while a collection is under way (collect_remote_slice): remote_collected and the pages'
   // counts change together then, a cell at a time, so stats retry a snapshot that overlapped one.
+  // A fork child makes it even (threads_fork_child): the collecting thread is not there.
   uint32_t collect_seq = 0;
   // owner: what this heap's thread freed into other heaps, waiting to go over in batches (remote.h).
   RemoteBatch outgoing;

@@ -110,6 +110,9 @@ void threads_fork_child(bool whole) {
   bool keep = whole && mine && me->busy == 0;
   // Live in the parent: neither pooled (abandoned), nor the orphan, nor stranded by an earlier fork.
   for (Heap* h = heaps_all(); h; h = h->all_next) {
+    // A collection another thread had under way is over: that thread does not exist here. (A
+    // stranded heap is never collected again; heaps_collect_seq skips it.)
+    h->collect_seq &= ~1u;
     if (h->orphan || h->stranded || h->remote.abandoned.load(std::memory_order_relaxed)) continue;
     if (h == me && keep) continue;
     if (whole && h != me && h->busy == 0) {

@@ -8,15 +8,18 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "core/foreign.h"
 #include "core/heap.h"
 #include "core/huge.h"
 #include "core/pool.h"
-#include "fresh_heaps.h"
 #include "core/segment.h"
 #include "core/span.h"
 #include "kmalloc.h"
 #include "platform/os.h"
+#include "fresh_heaps.h"
 
 namespace {
 
@@ -329,6 +332,36 @@ TEST(Stats, InUseStaysExactWhileThePurgerDrainsAnExitedHeap) {
     }
   }
   EXPECT_GT(overlapped, 0u) << "no read overlapped a drain: the test tested nothing";
+}
+
+// A thread was collecting its remote frees when another thread forked: in the child that thread does
+// not exist and its heap's collect_seq stays odd. The child's stats must not wait for it.
+TEST(Stats, AForkChildDoesNotWaitForACollectionItsParentHadUnderWay) {
+  std::atomic<km::Heap*> collecting{nullptr};
+  std::atomic<bool> done{false};
+  std::thread collector([&] {
+    km_free(km_malloc(64));   // this thread's heap
+    km::Heap* h = km::tl_heap;
+    __atomic_store_n(&h->collect_seq, h->collect_seq + 1, __ATOMIC_RELEASE);   // as collect_remote_slice
+    collecting.store(h);
+    while (!done.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    __atomic_store_n(&h->collect_seq, h->collect_seq + 1, __ATOMIC_RELEASE);
+  });
+  while (!collecting.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto t0 = std::chrono::steady_clock::now();
+    km_stats st;
+    km_stats_get(&st);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    _exit(ms.count() < 50 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  done.store(true);
+  collector.join();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child's stats waited for a collection";
 }
 
 TEST(Faults, ASpanThatNeedsANewSegmentFailsCleanlyAndLeaksNothing) {
