@@ -46,7 +46,9 @@ void   km_stats_print(void);
 /* Counters for programs and tests; bytes unless named *_count. A snapshot, not atomic as a whole. */
 typedef struct km_stats {
   size_t in_use;          /* bytes in blocks handed out and not freed (cells: cell size); a block
-                             freed by another thread counts as free at once */
+                             freed by another thread counts as free at once. Exact while no thread
+                             allocates or frees, even as the purger drains (km_stats_get waits up
+                             to 100 ms for a collection of remote frees to end) */
   size_t peak_in_use;     /* highest in_use seen on a slow path (page granularity) */
   size_t mapped;          /* bytes mapped from the OS right now (segments + large blocks) */
   size_t resident;        /* kmalloc's own resident bytes: segments (mincore) + huge mappings */
