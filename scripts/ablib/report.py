@@ -18,9 +18,9 @@ METRICS = [
     ("frag_end", "frag end", "x"),
 ]
 BASELINE = "glibc"
-# What the probe itself changes: its per-call cost adds about the same seconds to every allocator's run
-# (which pulls every time ratio toward 1), and its table's pages fault in. Where runs without the probe
-# exist, these medians come from them; memory and fragmentation always come from the probed runs.
+# What the probe itself changes: its per-call cost adds seconds to every run (which pulls every time
+# ratio toward 1), and its table's pages fault in. Where runs without the probe exist, these medians
+# come from them; memory and fragmentation always come from the probed runs.
 TIMING = ("wall_s", "cpu_s", "faults")
 
 
