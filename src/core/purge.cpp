@@ -68,8 +68,16 @@ size_t purge_pass(int64_t cutoff_ms) {
     bool pending = work_left();
     // Only an indefinite wait needs waking: a timed one comes back within the delay by itself, and
     // waking it on every retired page would cost a syscall and a context switch each time.
-    if (pending) os::sleep_ms(delay / 2 + 1);
-    else purge_work_wait(seen);
+    if (pending) {
+      os::sleep_ms(delay / 2 + 1);
+      continue;
+    }
+    purge_work_wait(seen);
+    // Woken by a note. What it noted waits out the delay anyway (a free slot, a cached block) or may
+    // (frees into an exited thread's heap come back within the delay): sleep first, so that a program
+    // whose threads come and go, each freeing into the heap of one that exited, wakes this thread
+    // once a delay and not once a thread (thread-churn: a futex call and two context switches each).
+    if (delay > 0) os::sleep_ms(delay);
   }
 }
 
