@@ -78,13 +78,14 @@ size_t heaps_remote_pending() {
 }
 
 uint64_t heaps_collect_seq() {
-  uint64_t sum = 0;
+  uint64_t sum = 0, under_way = 0;
   for (Heap* h = g_all_heaps.load(std::memory_order_acquire); h; h = h->all_next) {
     if (h->stranded) continue;   // a fork child's torn heap: nothing collects it any more
     uint32_t seq = __atomic_load_n(&h->collect_seq, __ATOMIC_ACQUIRE);
-    sum += seq | (uint64_t(seq & 1) << 63);
+    sum += seq;   // 32-bit counts: the sum stays far below bit 63
+    under_way |= seq & 1;
   }
-  return sum;
+  return sum | (under_way << 63);
 }
 
 // ============================================================================ lane lists
