@@ -49,22 +49,26 @@ size_t segments_resident() {
   return resident;
 }
 
-// Bytes in lane cells, the counters (spans among them), and the bytes freed across threads and not yet
-// collected, from one snapshot: a collection moves a cell or span from "pending" to free in two steps,
-// and a purger draining an exited thread's heap collects thousands (a few ms) while the pages are
-// walked. Retried until no collection overlapped the reads, for at most kSnapshotMs: a collection
-// that never ends for us (a signal handler that interrupted one on this thread) costs that once.
+// Bytes in lane cells (per lane), the counters (spans among them), and the bytes freed across threads
+// and not yet collected, from one snapshot: a collection moves a cell or span from "pending" to free
+// in two steps, and a purger draining an exited thread's heap collects thousands (a few ms) while the
+// pages are walked. Retried until no collection overlapped the reads, for at most kSnapshotMs: a
+// collection that never ends for us (a signal handler that interrupted one on this thread) costs
+// that once.
+struct Snapshot {
+  size_t lane_bytes[kLaneCount], lane_cells[kLaneCount];
+  StatCounters k;
+  size_t pending;
+};
 constexpr int64_t kSnapshotMs = 100;
-void in_use_snapshot(size_t* in_use, StatCounters* k, size_t* pending) {
+void take_snapshot(Snapshot* s) {
   int64_t give_up = 0;
   for (int tries = 0;; ++tries) {
     uint64_t before = heaps_collect_seq();
-    size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
-    cells_in_use(bytes, cells);
-    *in_use = 0;
-    for (unsigned l = 0; l < kLaneCount; ++l) *in_use += bytes[l];
-    stats_counters(k);
-    *pending = heaps_remote_pending();
+    for (unsigned l = 0; l < kLaneCount; ++l) s->lane_bytes[l] = s->lane_cells[l] = 0;
+    cells_in_use(s->lane_bytes, s->lane_cells);
+    stats_counters(&s->k);
+    s->pending = heaps_remote_pending();
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     uint64_t after = heaps_collect_seq();
     if (before == after && !(before >> 63)) return;
@@ -75,13 +79,12 @@ void in_use_snapshot(size_t* in_use, StatCounters* k, size_t* pending) {
     os::yield();
   }
 }
-}  // namespace
 
-void stats_get(Stats* out) {
+void stats_from(Stats* out, const Snapshot& snap) {
+  const StatCounters& k = snap.k;
   size_t resident = segments_resident();
-  size_t in_use = 0, pending = 0;
-  StatCounters k;
-  in_use_snapshot(&in_use, &k, &pending);
+  size_t in_use = 0;
+  for (unsigned l = 0; l < kLaneCount; ++l) in_use += snap.lane_bytes[l];
   os::Counters c = os::counters();
   out->span_count = size_t(k.spans);
   out->span_bytes = size_t(k.span_bytes);
@@ -89,7 +92,7 @@ void stats_get(Stats* out) {
   out->huge_bytes = size_t(k.huge_bytes);
   out->large_in_use = out->span_bytes + out->huge_bytes;
   // What the program holds: a cell or span freed by another thread is free, collected or not.
-  out->in_use = in_use + out->large_in_use > pending ? in_use + out->large_in_use - pending : 0;
+  out->in_use = in_use + out->large_in_use > snap.pending ? in_use + out->large_in_use - snap.pending : 0;
   out->peak_in_use = size_t(k.peak);
   if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
   out->mapped = c.mapped_bytes;
@@ -106,14 +109,22 @@ void stats_get(Stats* out) {
   out->heaps = heap_count();
   out->segments = g_segment_count.load(std::memory_order_relaxed);
 }
+}  // namespace
+
+void stats_get(Stats* out) {
+  Snapshot snap;
+  take_snapshot(&snap);
+  stats_from(out, snap);
+}
 
 void stats_print() {
+  Snapshot snap;   // the lane table below and the totals from one snapshot
+  take_snapshot(&snap);
   Stats st;
-  stats_get(&st);
-  size_t bytes[kLaneCount] = {}, cells[kLaneCount] = {};
-  cells_in_use(bytes, cells);
-  StatCounters k;
-  stats_counters(&k);
+  stats_from(&st, snap);
+  const size_t* bytes = snap.lane_bytes;
+  const size_t* cells = snap.lane_cells;
+  const StatCounters& k = snap.k;
   Msg m;
   m.str("statistics\n").emit();
   m.str("  in use        ").bytes(st.in_use).pad(30).str("peak ").bytes(st.peak_in_use).str("\n").emit();
