@@ -14,6 +14,7 @@ namespace km {
 void* alloc_large(size_t size, bool zero) {
   void* p = span_fits(size) ? span_alloc(size, zero) : huge_alloc(size, 0, zero);
   purge_poll();
+  report_poll();
   return p;
 }
 

@@ -49,7 +49,9 @@ typedef struct km_stats {
                              freed by another thread counts as free at once. Exact while no thread
                              allocates or frees, even as the purger drains (km_stats_get waits up
                              to 100 ms for a collection of remote frees to end) */
-  size_t peak_in_use;     /* highest in_use seen on a slow path (page granularity) */
+  size_t peak_in_use;     /* highest in_use seen: sampled on the slow path whenever the pages and
+                             large blocks kmalloc holds have grown by a sixteenth since the last
+                             sample, and at each read; so it can miss a short peak by about that */
   size_t mapped;          /* bytes mapped from the OS right now (segments + large blocks) */
   size_t resident;        /* kmalloc's own resident bytes: segments (mincore) + huge mappings */
   size_t metadata;        /* bytes of allocator metadata (segment headers, heaps, registries) */

@@ -9,6 +9,7 @@
 #include "core/heap.h"
 #include "core/huge.h"
 #include "core/purge.h"
+#include "core/report.h"
 #include "core/secure.h"
 #include "core/span.h"
 #include "core/thread.h"
@@ -52,6 +53,7 @@ KM_NOINLINE void* alloc_miss(size_t size, unsigned lane, bool zero) {
   }
   void* p = alloc_slow_unchecked(size, lane, zero);
   purge_poll();
+  report_poll();
   if (KM_UNLIKELY(!p)) errno = ENOMEM;
   return p;
 }

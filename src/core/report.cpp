@@ -28,17 +28,24 @@ struct RacyReads {
 #else
 struct RacyReads {};
 #endif
-void cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells) {
-  LockGuard g(g_segments_lock);
-  [[maybe_unused]] RacyReads racy;   // an empty struct without ThreadSanitizer
-  for (Segment* s = g_segments; s; s = s->next) {
-    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
-      const Page& pg = s->pages[i];
-      if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
-      per_lane_bytes[pg.lane] += size_t(page_live(&pg)) * pg.cell_size;
-      per_lane_cells[pg.lane] += page_live(&pg);
+// once: only if the lock is free (the in-use sample after a slow path, which must never wait: a
+// signal handler may have interrupted this thread's own walk); false when it was not.
+bool cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells, bool once) {
+  if (!once) g_segments_lock.lock();
+  else if (!g_segments_lock.try_lock()) return false;
+  {
+    [[maybe_unused]] RacyReads racy;   // an empty struct without ThreadSanitizer
+    for (Segment* s = g_segments; s; s = s->next) {
+      for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+        const Page& pg = s->pages[i];
+        if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
+        per_lane_bytes[pg.lane] += size_t(page_live(&pg)) * pg.cell_size;
+        per_lane_cells[pg.lane] += page_live(&pg);
+      }
     }
   }
+  g_segments_lock.unlock();
+  return true;
 }
 
 // The segments' resident bytes (mincore).
@@ -61,40 +68,47 @@ struct Snapshot {
   size_t pending;
 };
 constexpr int64_t kSnapshotMs = 100;
-void take_snapshot(Snapshot* s) {
+// once: a single try that gives up (false) rather than wait for a lock or a collection.
+bool take_snapshot(Snapshot* s, bool once = false) {
   int64_t give_up = 0;
   for (int tries = 0;; ++tries) {
     uint64_t before = heaps_collect_seq();
     for (unsigned l = 0; l < kLaneCount; ++l) s->lane_bytes[l] = s->lane_cells[l] = 0;
-    cells_in_use(s->lane_bytes, s->lane_cells);
+    if (!cells_in_use(s->lane_bytes, s->lane_cells, once)) return false;
     stats_counters(&s->k);
     s->pending = heaps_remote_pending();
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     uint64_t after = heaps_collect_seq();
-    if (before == after && !(before >> 63)) return;
+    if (before == after && !(before >> 63)) return true;
+    if (once) return false;
     if (tries < 8) continue;
     int64_t now = os::now_ms();
     if (!give_up) give_up = now + kSnapshotMs;
-    if (now >= give_up) return;
+    if (now >= give_up) return true;
     os::yield();
   }
 }
 
+// What the program holds: cells and large blocks, less what other threads freed (collected or not).
+size_t in_use_of(const Snapshot& snap) {
+  size_t held = size_t(snap.k.span_bytes) + size_t(snap.k.huge_bytes);
+  for (unsigned l = 0; l < kLaneCount; ++l) held += snap.lane_bytes[l];
+  return held > snap.pending ? held - snap.pending : 0;
+}
+long held_of(const StatCounters& k) { return k.page_bytes + k.span_bytes + k.huge_bytes; }
+
 void stats_from(Stats* out, const Snapshot& snap) {
   const StatCounters& k = snap.k;
   size_t resident = segments_resident();
-  size_t in_use = 0;
-  for (unsigned l = 0; l < kLaneCount; ++l) in_use += snap.lane_bytes[l];
   os::Counters c = os::counters();
   out->span_count = size_t(k.spans);
   out->span_bytes = size_t(k.span_bytes);
   out->huge_count = size_t(k.huges);
   out->huge_bytes = size_t(k.huge_bytes);
   out->large_in_use = out->span_bytes + out->huge_bytes;
-  // What the program holds: a cell or span freed by another thread is free, collected or not.
-  out->in_use = in_use + out->large_in_use > snap.pending ? in_use + out->large_in_use - snap.pending : 0;
-  out->peak_in_use = size_t(k.peak);
-  if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
+  out->in_use = in_use_of(snap);
+  stats_in_use_sampled(long(out->in_use), held_of(k));   // a read is a sample too
+  out->peak_in_use = size_t(k.in_use_peak) > out->in_use ? size_t(k.in_use_peak) : out->in_use;
   out->mapped = c.mapped_bytes;
   out->large_cached = huge_cached_bytes();
   // kmalloc's own: segments (mincore) and the huge mappings live or cached (resident until purged).
@@ -110,6 +124,19 @@ void stats_from(Stats* out, const Snapshot& snap) {
   out->segments = g_segment_count.load(std::memory_order_relaxed);
 }
 }  // namespace
+
+void report_poll() {
+  if (KM_LIKELY(!stats_take_sample_due())) return;
+  Snapshot snap;
+  if (!take_snapshot(&snap, true)) return stats_sample_again();
+  stats_in_use_sampled(long(in_use_of(snap)), held_of(snap.k));
+}
+
+void stats_reset_peaks_now() {
+  Snapshot snap;
+  take_snapshot(&snap);
+  stats_reset_peaks(long(in_use_of(snap)));
+}
 
 void stats_get(Stats* out) {
   Snapshot snap;
@@ -128,6 +155,9 @@ void stats_print() {
   Msg m;
   m.str("statistics\n").emit();
   m.str("  in use        ").bytes(st.in_use).pad(30).str("peak ").bytes(st.peak_in_use).str("\n").emit();
+  size_t held = size_t(held_of(k)), held_peak = size_t(k.held_peak) > held ? size_t(k.held_peak) : held;
+  m.str("  held          ").bytes(held).pad(30).str("peak ").bytes(held_peak)
+      .str(" (cells of lane pages, in use or free, and large blocks)\n").emit();
   m.str("  spans         ").num(st.span_count).str(" (").bytes(st.span_bytes).str(")").pad(30).str("free slots not yet purged ")
       .bytes(st.dirty).str("\n").emit();
   m.str("  huge blocks   ").num(st.huge_count).str(" (").bytes(st.huge_bytes).str(")").pad(30).str("cached ")

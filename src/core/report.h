@@ -20,5 +20,10 @@ struct Stats {
 
 void stats_get(Stats* out);                  // walks the segments for the exact bytes in use
 void stats_print();                         // KMALLOC_STATS=1 at exit; km_stats_print()
+// After a slow-path allocation (as purge_poll): when what pages hold has grown past the mark
+// (stats.h), walk them once for the bytes in use and raise its peak. Never waits for a lock.
+void report_poll();
+// Both peaks start again from now (tests: the peak of one phase).
+void stats_reset_peaks_now();
 
 }  // namespace km

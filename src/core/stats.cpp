@@ -6,7 +6,10 @@ namespace {
 // A heap's growth between two samples of the shared peak: a few pages.
 constexpr long kPeakStep = long(256) << 10;
 
-std::atomic<long> g_metadata{0}, g_peak{0};
+std::atomic<long> g_metadata{0}, g_held_peak{0}, g_in_use_peak{0};
+// The next in-use sample is due when what pages hold reaches g_sample_mark (stats.h).
+std::atomic<long> g_sample_mark{0};
+std::atomic<bool> g_sample_due{false};
 std::atomic<long> g_huge_bytes{0}, g_huges{0};
 std::atomic<long> g_lane_pages_peak[kLaneCount];
 std::atomic<HeapStats*> g_all{nullptr};
@@ -31,7 +34,10 @@ void sum(StatCounters* out) {
     for (unsigned l = 0; l < kLaneCount; ++l) out->lane_pages[l] += get(st->lane_pages[l]);
   }
   out->huge_bytes = get(g_huge_bytes);
-  raise_to(g_peak, out->page_bytes + out->span_bytes + out->huge_bytes);
+  long held = out->page_bytes + out->span_bytes + out->huge_bytes;
+  raise_to(g_held_peak, held);
+  if (held >= get(g_sample_mark) && !g_sample_due.load(std::memory_order_relaxed))
+    g_sample_due.store(true, std::memory_order_relaxed);
   for (unsigned l = 0; l < kLaneCount; ++l) raise_to(g_lane_pages_peak[l], out->lane_pages[l]);
 }
 
@@ -81,8 +87,31 @@ void stats_counters(StatCounters* out) {
   sum(out);
   out->metadata = get(g_metadata);
   out->huges = get(g_huges);
-  out->peak = get(g_peak);
+  out->held_peak = get(g_held_peak);
+  out->in_use_peak = get(g_in_use_peak);
   for (unsigned l = 0; l < kLaneCount; ++l) out->lane_pages_peak[l] = get(g_lane_pages_peak[l]);
+}
+
+bool stats_take_sample_due() {
+  return g_sample_due.load(std::memory_order_relaxed) &&
+         g_sample_due.exchange(false, std::memory_order_relaxed);
+}
+
+void stats_sample_again() { g_sample_due.store(true, std::memory_order_relaxed); }
+
+void stats_in_use_sampled(long in_use, long held) {
+  raise_to(g_in_use_peak, in_use);
+  g_sample_mark.store(held + (held / 16 > kPeakStep ? held / 16 : kPeakStep), std::memory_order_relaxed);
+}
+
+void stats_reset_peaks(long in_use) {
+  StatCounters c;
+  sum(&c);
+  long held = c.page_bytes + c.span_bytes + c.huge_bytes;
+  g_held_peak.store(held, std::memory_order_relaxed);
+  g_in_use_peak.store(in_use, std::memory_order_relaxed);
+  stats_in_use_sampled(in_use, held);
+  g_sample_due.store(false, std::memory_order_relaxed);
 }
 
 }  // namespace km

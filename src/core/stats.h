@@ -2,9 +2,14 @@
 //
 // What lane pages and spans hold is counted per heap (HeapStats), by the heap's thread alone, and
 // summed over every heap when read: page set-ups and retirements on many threads write no shared
-// line. The peak is a shared maximum, sampled when a heap grows kPeakStep past what it held at its
-// last sample, and when the counters are read: page granularity, and it can miss a peak that heaps
-// reach together without one of them passing its own mark.
+// line. Two peaks, both shared maximums:
+// - what pages hold (lane pages' cells, in use or free, plus large blocks), sampled when a heap grows
+//   kPeakStep past what it held at its last sample, and when the counters are read: page granularity,
+//   and it can miss a peak that heaps reach together without one of them passing its own mark;
+// - what the program holds (in use), which no fast path counts: report_poll (report.h) walks the pages
+//   for it after a slow path once what pages hold has grown by a sixteenth (or kPeakStep) since the
+//   last such walk, and every read raises it too. A lower bound of the true peak, within about that
+//   sixteenth of growth.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -39,9 +44,21 @@ void stats_huge_add(long bytes, bool block = true);
 
 // The counters as they are now (report.cpp adds what it counts by walking the heaps).
 struct StatCounters {
-  long metadata, page_bytes, peak, span_bytes, spans, huge_bytes, huges;
+  long metadata, page_bytes, span_bytes, spans, huge_bytes, huges;
+  long held_peak;     // highest page_bytes + span_bytes + huge_bytes
+  long in_use_peak;   // highest in-use bytes sampled (stats_in_use_sampled)
   long lane_pages[kLaneCount], lane_pages_peak[kLaneCount];
 };
 void stats_counters(StatCounters* out);
+
+// What pages hold has passed the mark set at the last in-use sample: it is time for another. The
+// first caller to see it takes it (the flag clears), so one thread walks.
+bool stats_take_sample_due();
+// The in-use sample could not be taken (a lock was busy): the next slow path tries again.
+void stats_sample_again();
+// In use was `in_use` bytes while pages held `held`: raise the in-use peak, set the next mark.
+void stats_in_use_sampled(long in_use, long held);
+// Start both peaks again from what is held and in use now (tests measure one phase's peak).
+void stats_reset_peaks(long in_use);
 
 }  // namespace km
