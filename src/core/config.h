@@ -48,7 +48,8 @@ constexpr size_t kLargestLane = size_t(128) << 10;
 constexpr size_t kMinCellsPerPage = 8;
 
 constexpr unsigned kLanesPerDoubling = KM_LANES_PER_DOUBLING;
-static_assert(kLanesPerDoubling == 1 || kLanesPerDoubling == 2 || kLanesPerDoubling == 4,
-              "lanes_per_doubling must be 1, 2 or 4");
+static_assert(kLanesPerDoubling == 1 || kLanesPerDoubling == 2 || kLanesPerDoubling == 4 ||
+                  kLanesPerDoubling == 8,
+              "lanes_per_doubling must be 1, 2, 4 or 8");
 
 }  // namespace km

@@ -1,7 +1,8 @@
 // size_class.h — the only size→lane mapping. malloc, free, realloc and usable_size all use it.
 //
 // Lanes: 16, 32, 48, 64 (multiples of 16), then kLanesPerDoubling lanes between each power of two
-// up to kLargestLane: with 4, 80 96 112 128 160 192 224 256 320 ...; with 1, Kona's 16 32 64 128 ...
+// up to kLargestLane: with 4, 80 96 112 128 160 192 224 256 320 ...; with 8, multiples of 16 up to
+// 256, then 288 320 ... 512 576 ...; with 1, Kona's 16 32 64 128 ...
 // Lane 0 is unused (size 0 maps to the 16-byte lane), so lane indices start at 1.
 #pragma once
 #include "core/config.h"
@@ -10,13 +11,16 @@ namespace km {
 
 namespace sc_detail {
 constexpr unsigned log2_floor(size_t x) { return 63u - unsigned(__builtin_clzll(x)); }
-constexpr unsigned kStepShift = kLanesPerDoubling == 4 ? 2 : kLanesPerDoubling == 2 ? 1 : 0;
-// Lanes up to 64 bytes: 16 32 48 64, or 16 32 64 for power-of-two lanes.
-constexpr unsigned kSmallLanes = kLanesPerDoubling == 1 ? 3 : 4;
+constexpr unsigned kStepShift = kLanesPerDoubling == 8 ? 3 : kLanesPerDoubling == 4 ? 2 : kLanesPerDoubling == 2 ? 1 : 0;
+// Lanes in steps of 16 up to kSmallTop (16 32 48 64, or 16 .. 128 with 8 lanes per doubling, whose
+// steps between 64 and 128 would be 8), or 16 32 64 for power-of-two lanes. Above it, the doublings.
+constexpr size_t kSmallTop = kLanesPerDoubling == 8 ? 128 : 64;
+constexpr unsigned kSmallLanes = kLanesPerDoubling == 1 ? 3 : unsigned(kSmallTop / 16);
+constexpr unsigned kFirstLog = log2_floor(kSmallTop);   // the doublings start above 2^kFirstLog
 constexpr unsigned kLastLog = log2_floor(kLargestLane);   // 17 for 128 KiB
 }  // namespace sc_detail
 
-constexpr unsigned kLaneCount = 1 + sc_detail::kSmallLanes + (sc_detail::kLastLog - 6) * kLanesPerDoubling;
+constexpr unsigned kLaneCount = 1 + sc_detail::kSmallLanes + (sc_detail::kLastLog - sc_detail::kFirstLog) * kLanesPerDoubling;
 
 // Cell size of every lane, computed once at compile time.
 struct LaneTable {
@@ -31,8 +35,8 @@ constexpr size_t lane_size_formula(unsigned lane) {
     if (kLanesPerDoubling == 1) return size_t(16) << (lane - 1);
     return size_t(16) * lane;
   }
-  unsigned k = lane - kSmallLanes - 1;                 // 0-based above 64
-  unsigned e = 6 + k / kLanesPerDoubling;              // the power of two below
+  unsigned k = lane - kSmallLanes - 1;                 // 0-based above kSmallTop
+  unsigned e = kFirstLog + k / kLanesPerDoubling;      // the power of two below
   unsigned j = k % kLanesPerDoubling + 1;              // 1..steps
   return (size_t(1) << e) + j * ((size_t(1) << e) >> kStepShift);
 }
@@ -40,14 +44,14 @@ constexpr size_t lane_size_formula(unsigned lane) {
 // The general mapping, used for sizes above 1024 and to build the table below.
 constexpr unsigned lane_of_formula(size_t size) {
   using namespace sc_detail;
-  if (size <= 64) {
+  if (size <= kSmallTop) {
     if (size <= 16) return 1;
     if (kLanesPerDoubling == 1) return size <= 32 ? 2 : 3;
     return unsigned((size + 15) / 16);
   }
   unsigned e = log2_floor(size - 1);                   // size in (2^e, 2^(e+1)]
   unsigned j = unsigned(((size - 1) >> (e - kStepShift)) & (kLanesPerDoubling - 1));
-  return kSmallLanes + 1 + (e - 6) * kLanesPerDoubling + j;
+  return kSmallLanes + 1 + (e - kFirstLog) * kLanesPerDoubling + j;
 }
 
 constexpr LaneTable make_lane_table() {

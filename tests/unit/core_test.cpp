@@ -362,7 +362,7 @@ TEST(Stats, CountInUseBytesExactly) {
   std::vector<void*> v;
   for (int i = 0; i < 100; ++i) v.push_back(km_malloc(48));
   km_stats_get(&b);
-  EXPECT_EQ(b.in_use - a.in_use, 100u * 48);
+  EXPECT_EQ(b.in_use - a.in_use, 100u * km::lane_size(km::lane_of(48)));   // cells: 48 B with 4 lanes
   for (void* p : v) km_free(p);
   km_stats_get(&b);
   EXPECT_EQ(b.in_use, a.in_use);

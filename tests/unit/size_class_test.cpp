@@ -23,7 +23,8 @@ TEST(SizeClass, LanesAreSixteenByteMultiplesAndGrowGeometrically) {
   EXPECT_EQ(km::lane_size(km::kLaneCount - 1), km::kLargestLane);
   for (unsigned l = 1; l < km::kLaneCount; ++l) {
     EXPECT_EQ(km::lane_size(l) % 16, 0u);
-    if (l > 4) {   // above 64 bytes, waste is bounded by the lanes per doubling
+    if (km::lane_size(l - 1) >= km::sc_detail::kSmallTop) {   // above the steps of 16 bytes, waste
+                                                              // is bounded by the lanes per doubling
       double ratio = double(km::lane_size(l)) / double(km::lane_size(l - 1));
       EXPECT_LE(ratio, 1.0 + 1.0 / km::kLanesPerDoubling + 1e-9) << km::lane_size(l);
     }
