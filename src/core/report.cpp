@@ -33,15 +33,12 @@ struct RacyReads {};
 bool cells_in_use(size_t* per_lane_bytes, size_t* per_lane_cells, bool once) {
   if (!once) g_segments_lock.lock();
   else if (!g_segments_lock.try_lock()) return false;
-  {
-    [[maybe_unused]] RacyReads racy;   // an empty struct without ThreadSanitizer
-    for (Segment* s = g_segments; s; s = s->next) {
-      for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
-        const Page& pg = s->pages[i];
-        if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
-        per_lane_bytes[pg.lane] += size_t(page_live(&pg)) * pg.cell_size;
-        per_lane_cells[pg.lane] += page_live(&pg);
-      }
+  for (Segment* s = g_segments; s; s = s->next) {
+    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
+      const Page& pg = s->pages[i];
+      if (pg.cell_size == 0 || pg.span || s->slot_page[i] != i) continue;
+      per_lane_bytes[pg.lane] += size_t(page_live(&pg)) * pg.cell_size;
+      per_lane_cells[pg.lane] += page_live(&pg);
     }
   }
   g_segments_lock.unlock();
@@ -74,9 +71,13 @@ bool take_snapshot(Snapshot* s, bool once = false) {
   for (int tries = 0;; ++tries) {
     uint64_t before = heaps_collect_seq();
     for (unsigned l = 0; l < kLaneCount; ++l) s->lane_bytes[l] = s->lane_cells[l] = 0;
-    if (!cells_in_use(s->lane_bytes, s->lane_cells, once)) return false;
-    stats_counters(&s->k);
-    s->pending = heaps_remote_pending();
+    {
+      // The pages' counts and the heaps' kept cells are their owners' (see cells_in_use).
+      [[maybe_unused]] RacyReads racy;   // an empty struct without ThreadSanitizer
+      if (!cells_in_use(s->lane_bytes, s->lane_cells, once)) return false;
+      stats_counters(&s->k);
+      s->pending = heaps_remote_pending();
+    }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     uint64_t after = heaps_collect_seq();
     if (before == after && !(before >> 63)) return true;
