@@ -60,7 +60,7 @@ size_t purge_pass(int64_t cutoff_ms) {
 
 [[noreturn]] void purger_main() {
   for (;;) {
-    purge_work_take();
+    bool noted = purge_work_take();
     uint32_t seen = purge_work_word();
     long delay = option(Opt::purge_delay_ms);
     purge_expired(os::now_ms() - delay);
@@ -70,6 +70,13 @@ size_t purge_pass(int64_t cutoff_ms) {
     // waking it on every retired page would cost a syscall and a context switch each time.
     if (pending) {
       os::sleep_ms(delay / 2 + 1);
+      continue;
+    }
+    // Notes came in while it slept: more are likely to (threads that come and go, each freeing into
+    // the heap of one that exited). One more timed sleep takes them without a wake-up from the
+    // noting thread, a futex call on the program's side each time; a sleep with no note ends it.
+    if (noted && delay > 0) {
+      os::sleep_ms(delay);
       continue;
     }
     purge_work_wait(seen);
