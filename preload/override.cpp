@@ -43,7 +43,7 @@ KM_EXPORT int mallopt(int, int) { return 1; }   // accepted; kmalloc is tuned by
 
 KM_EXPORT struct mallinfo2 mallinfo2(void) {
   km_stats st;
-  km_stats_get(&st);
+  km::stats_counts(&st);   // none of the fields below needs mincore or /proc (a program may poll)
   struct mallinfo2 mi = {};
   mi.arena = st.mapped - st.huge_bytes - st.large_cached;     // segments: lane pages and spans
   mi.hblks = st.huge_count;

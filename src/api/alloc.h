@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kmalloc.h"
 #include "core/heap.h"
 #include "core/huge.h"
 #include "core/secure.h"
@@ -73,5 +74,8 @@ size_t usable_size(const void* p, const char* call);
 void* resize(void* p, size_t size);
 bool owns(const void* p);
 int trim();
+// km_stats_get without the walks that ask the OS (for mallinfo, which some programs poll): the
+// counters and the exact bytes in use, with resident, process_resident and dirty left 0.
+void stats_counts(km_stats* out);
 
 }  // namespace km

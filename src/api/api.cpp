@@ -22,6 +22,19 @@ namespace {
 inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
 }  // namespace
 
+namespace {
+// km_stats from the core's Stats, field by field (the core never includes the public header).
+void stats_copy(km_stats* out, bool os_walks) {
+  Stats st;
+  stats_get(&st, os_walks);
+#define KM_STATS_COPY(name) out->name = st.name;
+  KM_STATS_FIELDS(KM_STATS_COPY)
+#undef KM_STATS_COPY
+}
+}  // namespace
+
+void stats_counts(km_stats* out) { stats_copy(out, false); }
+
 void* alloc_big(size_t size) {
   if (KM_LIKELY(size <= kLargestLane)) return lane_alloc(size, lane_of_formula(size));
   void* p = size <= kMaxRequest ? alloc_large(size, false) : nullptr;
@@ -206,12 +219,7 @@ KM_EXPORT int km_trim(size_t) { return km::trim(); }
 KM_EXPORT void km_stats_print(void) { km::stats_print(); }
 static_assert(sizeof(km_stats) == sizeof(km::Stats), "km_stats and km::Stats hold the same counters");
 KM_EXPORT void km_stats_get(km_stats* out) {
-  if (!out) return;
-  km::Stats st;
-  km::stats_get(&st);
-#define KM_STATS_COPY(name) out->name = st.name;
-  KM_STATS_FIELDS(KM_STATS_COPY)
-#undef KM_STATS_COPY
+  if (out) km::stats_copy(out, true);
 }
 
 }  // extern "C"

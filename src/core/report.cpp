@@ -98,9 +98,10 @@ size_t in_use_of(const Snapshot& snap) {
 }
 long held_of(const StatCounters& k) { return k.page_bytes + k.span_bytes + k.huge_bytes; }
 
-void stats_from(Stats* out, const Snapshot& snap) {
+// os_walks: resident (mincore over every segment), process_resident (/proc) and dirty (a walk);
+// without them those three read 0.
+void stats_from(Stats* out, const Snapshot& snap, bool os_walks = true) {
   const StatCounters& k = snap.k;
-  size_t resident = segments_resident();
   os::Counters c = os::counters();
   out->span_count = size_t(k.spans);
   out->span_bytes = size_t(k.span_bytes);
@@ -113,10 +114,10 @@ void stats_from(Stats* out, const Snapshot& snap) {
   out->mapped = c.mapped_bytes;
   out->large_cached = huge_cached_bytes();
   // kmalloc's own: segments (mincore) and the huge mappings live or cached (resident until purged).
-  out->resident = resident + out->huge_bytes + out->large_cached;
-  out->process_resident = os::resident_bytes();
+  out->resident = os_walks ? segments_resident() + out->huge_bytes + out->large_cached : 0;
+  out->process_resident = os_walks ? os::resident_bytes() : 0;
   out->metadata = size_t(k.metadata);
-  out->dirty = segments_dirty_bytes();
+  out->dirty = os_walks ? segments_dirty_bytes() : 0;
   out->mmap_count = c.mmap_count;
   out->munmap_count = c.munmap_count;
   out->purge_count = c.purge_count;
@@ -139,10 +140,10 @@ void stats_reset_peaks_now() {
   stats_reset_peaks(long(in_use_of(snap)));
 }
 
-void stats_get(Stats* out) {
+void stats_get(Stats* out, bool os_walks) {
   Snapshot snap;
   take_snapshot(&snap);
-  stats_from(out, snap);
+  stats_from(out, snap, os_walks);
 }
 
 void stats_print() {

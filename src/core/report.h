@@ -18,7 +18,10 @@ struct Stats {
 #undef KM_STATS_FIELD
 };
 
-void stats_get(Stats* out);                  // walks the segments for the exact bytes in use
+// Walks the segments for the exact bytes in use. os_walks false: resident, process_resident and
+// dirty are left 0, for callers that do not show them and may call often (mallinfo: no mincore over
+// every segment, no /proc read).
+void stats_get(Stats* out, bool os_walks = true);
 void stats_print();                         // KMALLOC_STATS=1 at exit; km_stats_print()
 // After a slow-path allocation (as purge_poll): when what pages hold has grown past the mark
 // (stats.h), walk them once for the bytes in use and raise its peak. Never waits for a lock.

@@ -312,6 +312,28 @@ TEST(Glibc, InternalNamesAndTuningCallsWork) {
   EXPECT_EQ(malloc_trim(0), 0);
 }
 
+// mallinfo2 reads the same counters as km_stats_get, without its walks that ask the OS (a program
+// may poll it): in use is exact, huge blocks show in hblkhd.
+TEST(Glibc, MallinfoCountsWhatTheProgramHolds) {
+  std::vector<void*> cells;
+  cells.reserve(1000);   // before the first count: the vector's own block stays
+  struct mallinfo2 before = mallinfo2();
+  for (int i = 0; i < 1000; ++i) cells.push_back(malloc(opaque(48)));
+  void* huge = malloc(opaque(size_t(8) << 20));
+  struct mallinfo2 during = mallinfo2();
+  km_stats st;
+  km_stats_get(&st);
+  EXPECT_EQ(during.uordblks, st.in_use);
+  EXPECT_GE(during.uordblks, before.uordblks + 1000 * 48 + (size_t(8) << 20));
+  EXPECT_GE(during.hblkhd, size_t(8) << 20);
+  EXPECT_EQ(during.hblks, st.huge_count);
+  EXPECT_GE(during.usmblks, during.uordblks);
+  EXPECT_EQ(during.arena + during.hblkhd, st.mapped);
+  for (void* p : cells) free(p);
+  free(huge);
+  EXPECT_EQ(mallinfo2().uordblks, before.uordblks);
+}
+
 // ---- C23 free_sized / free_aligned_sized
 
 bool secure_mode() {
