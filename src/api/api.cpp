@@ -81,7 +81,9 @@ void* resize(void* p, size_t size) {
     }
   } else {
     old = usable_size(p, "realloc");   // a huge block (stops the program on a pointer that is not ours)
-    if (size <= old && size > old / 2) return p;   // that still fits
+    // That still fits. A secure huge block, like a secure span (span_keeps), stays only while the
+    // request rounds to the same pages: its usable size is exact to the page, and free_sized checks.
+    if (secure_enabled() ? page_round(size) == old : size <= old && size > old / 2) return p;
     void* q;
     if (!span_fits(size) && huge_resize(p, size, &q)) return q;   // mremap: no page copied
   }
@@ -93,8 +95,9 @@ void* resize(void* p, size_t size) {
 }
 
 // The size rule of free_sized in secure mode. A secure cell keeps the exact size it was last
-// requested (or realloc'd) with: `size` must equal it. A span or huge block is never resized in place
-// in secure mode, so its usable size is its request rounded up to the page: `size` must round to it.
+// requested (or realloc'd) with: `size` must equal it. A span or huge block in secure mode stays in
+// place only while a realloc rounds to the same pages, so its usable size is its request rounded up
+// to the page: `size` must round to it.
 // free_aligned_sized also needs p to be aligned as asked. Anything else stops the program, naming
 // the pointer.
 void check_sized(const void* p, size_t size, size_t align, const char* call) {

@@ -11,7 +11,6 @@
 
 namespace km {
 namespace {
-size_t page_round(size_t n) { return (n + os::kPageSize - 1) & ~(os::kPageSize - 1); }
 // Secure mode: an inaccessible OS page right after the usable bytes.
 size_t guard_bytes() { return secure_enabled() ? os::kPageSize : 0; }
 unsigned slots_for(size_t usable) {

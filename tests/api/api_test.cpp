@@ -369,8 +369,33 @@ TEST(FreeSized, FreesLikeFreeWithTheRightSize) {
   r = malloc(opaque(size_t(300000)));
   r = realloc(r, 200000);   // a large block kept in place
   free_sized(r, 200000);
+  r = malloc(opaque(size_t(8) << 20));
+  r = realloc(r, size_t(5) << 20);   // a huge block kept in place (secure mode: moved, smaller)
+  free_sized(r, size_t(5) << 20);
   km_stats_get(&after);
   EXPECT_EQ(after.in_use, before.in_use);
+}
+
+// A large block that grows a little at a time (a string appended to byte by byte) stays in place
+// while it fits its pages, in secure mode too (whose usable size is exact to the page): moving it on
+// every call made such a loop quadratic (a 1 MB string: 31 s).
+TEST(Realloc, ALargeBlockGrowingByteByByteMovesOncePerPageAtMost) {
+  size_t n = 200000;
+  char* p = static_cast<char*>(malloc(opaque(n)));
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 7, n);
+  unsigned moves = 0;
+  for (; n < 300000; ++n) {
+    char* q = static_cast<char*>(realloc(p, n + 1));
+    ASSERT_NE(q, nullptr);
+    if (q != p) ++moves;
+    p = q;
+    p[n] = 7;
+  }
+  EXPECT_LE(moves, 100000u / 4096 + 2);
+  EXPECT_EQ(p[0], 7);
+  EXPECT_EQ(p[n - 1], 7);
+  free_sized(p, n);
 }
 
 TEST(FreeSized, AWrongSizeIsHarmlessOutsideSecureMode) {
