@@ -83,7 +83,7 @@ void* resize(void* p, size_t size) {
     old = usable_size(p, "realloc");   // a huge block (stops the program on a pointer that is not ours)
     // That still fits. A secure huge block, like a secure span (span_keeps), stays only while the
     // request rounds to the same pages: its usable size is exact to the page, and free_sized checks.
-    if (secure_enabled() ? page_round(size) == old : size <= old && size > old / 2) return p;
+    if (secure_enabled() ? os::page_round(size) == old : size <= old && size > old / 2) return p;
     void* q;
     if (!span_fits(size) && huge_resize(p, size, &q)) return q;   // mremap: no page copied
   }
@@ -211,7 +211,7 @@ KM_EXPORT void* km_memalign(size_t align, size_t size) {
 KM_EXPORT void* km_valloc(size_t size) { return km_memalign(km::os::kPageSize, size); }
 
 KM_EXPORT void* km_pvalloc(size_t size) {
-  size_t rounded = (size + km::os::kPageSize - 1) & ~(km::os::kPageSize - 1);
+  size_t rounded = km::os::page_round(size);
   if (rounded < size) return enomem();
   return km_memalign(km::os::kPageSize, rounded ? rounded : km::os::kPageSize);
 }

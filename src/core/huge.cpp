@@ -40,8 +40,6 @@ std::atomic<size_t> g_cache_len[kCacheSlots];
 std::atomic<int64_t> g_cache_freed[kCacheSlots];
 std::atomic<size_t> g_cached{0};
 
-size_t page_round(size_t n) { return (n + os::kPageSize - 1) & ~(os::kPageSize - 1); }
-
 uint8_t map_byte_for(const HugeHeader* h) {
   return uint8_t(kMapHuge + ((reinterpret_cast<uintptr_t>(h->block) - reinterpret_cast<uintptr_t>(h)) >>
                              kSegmentShift));
@@ -170,7 +168,7 @@ HugeHeader* resize_mapping(HugeHeader* h, size_t len) {
 }
 
 bool lengths(size_t size, size_t align, size_t* off, size_t* usable, size_t* len) {
-  *usable = page_round(size);
+  *usable = os::page_round(size);
   *off = align > kHeaderBytes ? align : kHeaderBytes;
   size_t guard = secure_enabled() ? os::kPageSize : 0;
   *len = *off + *usable + guard;
@@ -239,15 +237,44 @@ size_t huge_usable_size(const void* p) {
   return h && h->state.load(std::memory_order_relaxed) == kLive ? h->usable : 0;
 }
 
+namespace {
+// Secure mode grows a huge block by moving its pages (no copy made, none left behind) into a fresh
+// mapping whose guard page is set first: a refused guard leaves the old block as it was (a block is
+// never unguarded), and so does a refused move. It shrinks by copy (resize's fallback): a cut tail
+// would be cached, and secure mode reuses no mapping. The caller cleared h's map byte.
+HugeHeader* secure_grow(HugeHeader* h, size_t len) {
+  if (len <= h->map_len) return nullptr;
+  char* target = static_cast<char*>(os::map_aligned(len, h->base_align));
+  if (!target) return nullptr;
+  char* old_guard = h->block + h->usable;
+  if (!secure_guard(target + len - os::kPageSize) || !os::protect_rw(old_guard, os::kPageSize)) {
+    os::unmap(target, len);
+    return nullptr;
+  }
+  size_t off = size_t(h->block - reinterpret_cast<char*>(h));   // h is gone once its pages moved
+  if (!os::move_to(h, h->map_len, len - os::kPageSize, target)) {
+    if (!secure_guard(old_guard))
+      fatal_pointer("realloc", "cannot restore the guard page after block", h->block);
+    os::unmap(target, len);
+    return nullptr;
+  }
+  auto* moved = reinterpret_cast<HugeHeader*>(target);
+  moved->check = kHugeMagic ^ reinterpret_cast<uintptr_t>(moved);
+  moved->map_len = len;
+  moved->block = target + off;
+  return moved;
+}
+}  // namespace
+
 bool huge_resize(void* p, size_t size, void** out) {
   HugeHeader* h = header_of(p);
-  if (!h || h->guard) return false;   // secure mode moves by copy: the guard stays after the end
+  if (!h) return false;
   size_t off = size_t(h->block - reinterpret_cast<char*>(h));
   size_t usable, len;
   if (!lengths(size, off, &off, &usable, &len)) return false;   // off is max(align, header): kept
   size_t old_usable = h->usable;
   map_store(h->block, 0);   // the old address is forgotten before the mapping can move
-  HugeHeader* r = resize_mapping(h, len);
+  HugeHeader* r = h->guard ? secure_grow(h, len) : resize_mapping(h, len);
   if (!r) {
     map_store(h->block, map_byte_for(h));
     return false;

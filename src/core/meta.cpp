@@ -17,7 +17,7 @@ void* meta_alloc(size_t size) {
   size = (size + 63) & ~size_t(63);
   LockGuard g(g_meta_lock);
   if (size_t(g_end - g_cur) < size) {
-    size_t len = size > kChunk ? (size + os::kPageSize - 1) & ~(os::kPageSize - 1) : kChunk;
+    size_t len = size > kChunk ? os::page_round(size) : kChunk;
     auto* c = static_cast<char*>(os::map(len));
     if (!c) return nullptr;
     g_cur = c;

@@ -18,10 +18,10 @@ unsigned slots_for(size_t usable) {
 }
 }  // namespace
 
-bool span_fits(size_t size) { return size <= kSpanMax && slots_for(page_round(size)) <= kMaxSpanSlots; }
+bool span_fits(size_t size) { return size <= kSpanMax && slots_for(os::page_round(size)) <= kMaxSpanSlots; }
 
 void* span_alloc(size_t size, bool zero) {
-  size_t usable = page_round(size);
+  size_t usable = os::page_round(size);
   unsigned n = slots_for(usable);
   SpinLock* held;
   Heap* h = heap_for_thread(&held);
@@ -76,7 +76,7 @@ void span_release(Heap* h, Page* pg) {
 bool span_resize(Page* pg, void* p, size_t size) {
   if (page_owner(pg) != reinterpret_cast<uintptr_t>(tl_heap)) return false;   // not ours, or secure
   HeapBusy busy(tl_heap);
-  size_t usable = page_round(size);
+  size_t usable = os::page_round(size);
   if (usable > kSpanMax) return false;
   unsigned n = slots_for(usable);
   Segment* s = segment_of(p);

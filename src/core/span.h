@@ -34,15 +34,13 @@ bool span_fits(size_t size);
 void* span_alloc(size_t size, bool zero);
 // Owner: the span's block was freed; its slots go back to the segment.
 void span_release(Heap* h, Page* pg);
-// A large block's usable size: its request rounded up to the OS page.
-KM_INLINE size_t page_round(size_t n) { return (n + os::kPageSize - 1) & ~(os::kPageSize - 1); }
 // realloc keeps span pg as it is for `size` bytes: they fit and waste at most half (nothing changes,
 // so any thread may ask). A secure span keeps its usable size exact to the page, its guard page
 // right after it, and free_sized checks the size against it: in place only while `size` rounds to
 // the same pages. Inline: realloc is often called on every append, and this is the answer it
 // usually gets.
 KM_INLINE bool span_keeps(const Page* pg, size_t size) {
-  if (page_has(pg, kPageSecure)) return page_round(size) == pg->cell_size;
+  if (page_has(pg, kPageSecure)) return os::page_round(size) == pg->cell_size;
   return size <= pg->cell_size && size >= pg->cell_size / 2;
 }
 // realloc of span p to `size` (> kLargestLane) without moving: shrink by giving back trailing slots,

@@ -86,7 +86,7 @@ __attribute__((noinline, cold)) bool grow(size_t need) {
       errno = ENOMEM;
       return false;
     }
-    size = (need + sizeof(Chunk) + km::os::kPageSize - 1) & ~(km::os::kPageSize - 1);
+    size = km::os::page_round(need + sizeof(Chunk));
   }
   Chunk* c;
   if (size == kChunk && s.spare != nullptr) {

@@ -16,6 +16,8 @@ namespace km::os {
 // cut at this granularity; runtime_init refuses to start on a kernel whose page differs (see
 // page_size_supported).
 constexpr size_t kPageSize = 4096;
+// n rounded up to a whole number of OS pages.
+constexpr size_t page_round(size_t n) { return (n + kPageSize - 1) & ~(kPageSize - 1); }
 
 // Is a kernel page of `kernel` bytes one a build for `built`-byte pages can run on? Only the same
 // size. A larger kernel page (16 KiB on some arm64 kernels, 64 KiB on ppc64) breaks the layers above:

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/secure.h"
@@ -104,6 +105,50 @@ TEST(SecureGuards, ARefusedLargeBlockGuardFailsTheAllocationAndUnmapsIt) {
   void* q = km_malloc(1 << 20);
   ASSERT_NE(q, nullptr);
   km_free(q);
+}
+
+// realloc grows a secure huge block by moving its pages into a mapping guarded first (no copy,
+// none left behind): the contents follow, the old mapping is gone, a guard follows the new end.
+TEST(SecureGuardsDeathTest, AHugeBlockGrowsUnderANewGuardWithNoCopyLeft) {
+  constexpr size_t kOld = size_t(5) << 20, kNew = (size_t(9) << 20) + 100;
+  auto* p = static_cast<unsigned char*>(km_malloc(kOld));
+  ASSERT_NE(p, nullptr);
+  for (size_t i = 0; i < kOld; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
+  km_stats before = stats();
+  struct rusage r0, r1;
+  getrusage(RUSAGE_SELF, &r0);
+  auto* q = static_cast<unsigned char*>(km_realloc(p, kNew));
+  getrusage(RUSAGE_SELF, &r1);
+  ASSERT_NE(q, nullptr);
+  km_stats after = stats();
+  // A copy would fault in each of the 1,280 pages it writes; moved pages need no fault.
+  EXPECT_LT(r1.ru_minflt - r0.ru_minflt, 256) << "the block was copied";
+  for (size_t i = 0; i < kOld; i += 4096) ASSERT_EQ(q[i], static_cast<unsigned char>(i >> 12)) << i;
+  size_t usable = km_usable_size(q);
+  EXPECT_EQ(usable, km::os::page_round(kNew));
+  EXPECT_EQ(after.mapped - before.mapped, km::os::page_round(kNew) - kOld) << "the old pages stayed mapped";
+  EXPECT_EQ(after.mmap_count - before.mmap_count, 1u) << "one fresh mapping, then the pages moved";
+  EXPECT_DEATH(q[usable] = 1, "");   // the guard page right after the new end
+  km_free(q);
+}
+
+// A refused guard or a refused move leaves the old block as it was, guarded: realloc copies instead.
+TEST(SecureGuards, ARefusedGuardOrMoveWhileAHugeBlockGrowsFallsBackToACopy) {
+  for (Fault f : {Fault::protect, Fault::remap}) {
+    auto* p = static_cast<unsigned char*>(km_malloc(size_t(5) << 20));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x5a, size_t(5) << 20);
+    testing::internal::CaptureStderr();
+    inject_failure(f, 1);
+    auto* q = static_cast<unsigned char*>(km_realloc(p, size_t(9) << 20));
+    inject_failure(f, 0);
+    testing::internal::GetCapturedStderr();
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(q[0], 0x5a);
+    EXPECT_EQ(q[(size_t(5) << 20) - 1], 0x5a);
+    EXPECT_FALSE(km_owns(p));
+    km_free(q);
+  }
 }
 
 }  // namespace
