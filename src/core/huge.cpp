@@ -239,25 +239,23 @@ size_t huge_usable_size(const void* p) {
 
 namespace {
 // Secure mode grows a huge block by moving its pages (no copy made, none left behind) into a fresh
-// mapping whose guard page is set first: a refused guard leaves the old block as it was (a block is
-// never unguarded), and so does a refused move. It shrinks by copy (resize's fallback): a cut tail
-// would be cached, and secure mode reuses no mapping. The caller cleared h's map byte.
+// mapping whose guard page is set first; the old guard page is unmapped after. A refused guard or a
+// refused move leaves the old block as it was, guarded. Only the pages before the old guard move: a
+// mapping that spans it would be two (anonymous mappings moved once do not merge back). It shrinks
+// by copy (resize's fallback): a cut tail would be cached, and secure mode reuses no mapping. The
+// caller cleared h's map byte.
 HugeHeader* secure_grow(HugeHeader* h, size_t len) {
   if (len <= h->map_len) return nullptr;
   char* target = static_cast<char*>(os::map_aligned(len, h->base_align));
   if (!target) return nullptr;
-  char* old_guard = h->block + h->usable;
-  if (!secure_guard(target + len - os::kPageSize) || !os::protect_rw(old_guard, os::kPageSize)) {
-    os::unmap(target, len);
-    return nullptr;
-  }
   size_t off = size_t(h->block - reinterpret_cast<char*>(h));   // h is gone once its pages moved
-  if (!os::move_to(h, h->map_len, len - os::kPageSize, target)) {
-    if (!secure_guard(old_guard))
-      fatal_pointer("realloc", "cannot restore the guard page after block", h->block);
+  char* old_guard = h->block + h->usable;
+  if (!secure_guard(target + len - os::kPageSize) ||
+      !os::move_to(h, h->map_len - os::kPageSize, len - os::kPageSize, target)) {
     os::unmap(target, len);
     return nullptr;
   }
+  os::unmap(old_guard, os::kPageSize);
   auto* moved = reinterpret_cast<HugeHeader*>(target);
   moved->check = kHugeMagic ^ reinterpret_cast<uintptr_t>(moved);
   moved->map_len = len;

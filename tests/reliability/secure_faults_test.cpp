@@ -129,6 +129,13 @@ TEST(SecureGuardsDeathTest, AHugeBlockGrowsUnderANewGuardWithNoCopyLeft) {
   EXPECT_EQ(after.mapped - before.mapped, km::os::page_round(kNew) - kOld) << "the old pages stayed mapped";
   EXPECT_EQ(after.mmap_count - before.mmap_count, 1u) << "one fresh mapping, then the pages moved";
   EXPECT_DEATH(q[usable] = 1, "");   // the guard page right after the new end
+  // Again: a block moved once must move again (its pages and the new guard are two mappings).
+  getrusage(RUSAGE_SELF, &r0);
+  q = static_cast<unsigned char*>(km_realloc(q, kNew + (size_t(4) << 20)));
+  getrusage(RUSAGE_SELF, &r1);
+  ASSERT_NE(q, nullptr);
+  EXPECT_LT(r1.ru_minflt - r0.ru_minflt, 256) << "the block was copied the second time";
+  EXPECT_EQ(q[kOld - 4096], static_cast<unsigned char>((kOld - 4096) >> 12));
   km_free(q);
 }
 
