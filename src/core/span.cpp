@@ -16,6 +16,37 @@ size_t guard_bytes() { return secure_enabled() ? os::kPageSize : 0; }
 unsigned slots_for(size_t usable) {
   return unsigned((usable + guard_bytes() + kSlotSize - 1) >> kSlotShift);
 }
+
+// A secure span grows in place into its own slots and the free ones after it: the new guard page is
+// set before the old one is lifted, so the block is never unguarded, and a refusal on the way leaves
+// it as it was. Freed secure memory was zeroed, so the slots it takes read zero. It shrinks by copy
+// (realloc's fallback), which zeroes what it leaves.
+bool secure_span_grow(Page* pg, Segment* s, unsigned first, unsigned n, size_t usable) {
+  if (usable <= pg->cell_size) return false;
+  unsigned had = pg->slots;
+  if (n > had) {
+    if (!segment_take_slots_at(s, first + had, n - had)) return false;
+    segment_map_slots(s, first, first + had, n - had);
+  }
+  char* old_guard = pg->start + pg->cell_size;
+  auto give_back = [&] {   // as a shrink gives back its trailing slots
+    if (n > had) heap_give_slots(tl_heap, s, first + had, n - had);
+  };
+  if (!secure_guard(pg->start + usable)) {
+    give_back();
+    return false;
+  }
+  if (!os::protect_rw(old_guard, os::kPageSize)) {
+    if (!os::protect_rw(pg->start + usable, os::kPageSize))
+      fatal_pointer("realloc", "cannot lift the guard page after span", pg->start);
+    give_back();
+    return false;
+  }
+  stats_span_add(&tl_heap->stats, long(usable) - long(pg->cell_size), false);
+  pg->slots = uint8_t(n);
+  page_geometry(pg, usable);
+  return true;
+}
 }  // namespace
 
 bool span_fits(size_t size) { return size <= kSpanMax && slots_for(os::page_round(size)) <= kMaxSpanSlots; }
@@ -74,13 +105,15 @@ void span_release(Heap* h, Page* pg) {
 }
 
 bool span_resize(Page* pg, void* p, size_t size) {
-  if (page_owner(pg) != reinterpret_cast<uintptr_t>(tl_heap)) return false;   // not ours, or secure
+  bool secure = page_has(pg, kPageSecure);
+  if ((page_owner(pg) & ~kPageSecure) != reinterpret_cast<uintptr_t>(tl_heap)) return false;
   HeapBusy busy(tl_heap);
   size_t usable = os::page_round(size);
   if (usable > kSpanMax) return false;
   unsigned n = slots_for(usable);
   Segment* s = segment_of(p);
   unsigned first = page_first_slot(s, pg);
+  if (secure) return secure_span_grow(pg, s, first, n, usable);
   if (usable <= pg->cell_size) {
     if (span_keeps(pg, usable)) return true;
     if (n < pg->slots) heap_give_slots(tl_heap, s, first + n, pg->slots - n);

@@ -139,6 +139,48 @@ TEST(SecureGuardsDeathTest, AHugeBlockGrowsUnderANewGuardWithNoCopyLeft) {
   km_free(q);
 }
 
+// realloc grows a secure span in place: the new guard goes after the new end before the old one is
+// lifted, and the old guard's page becomes part of the block.
+TEST(SecureGuardsDeathTest, ASpanGrowsInPlaceUnderANewGuard) {
+  constexpr size_t kOld = 200000, kNew = 250000;   // both fit the span's 4 slots with their guard
+  auto* p = static_cast<unsigned char*>(km_malloc(kOld));
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 0x3c, kOld);
+  size_t old_usable = km_usable_size(p);
+  auto* q = static_cast<unsigned char*>(km_realloc(p, kNew));
+  ASSERT_EQ(q, p) << "moved";
+  EXPECT_EQ(q[0], 0x3c);
+  EXPECT_EQ(q[kOld - 1], 0x3c);
+  size_t usable = km_usable_size(q);
+  EXPECT_EQ(usable, km::os::page_round(kNew));
+  q[old_usable] = 1;                  // the old guard's page is memory now
+  EXPECT_DEATH(q[usable] = 1, "");   // the guard right after the new end
+  q = static_cast<unsigned char*>(km_realloc(q, 3 * kOld));   // more slots: in place or moved
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q[kOld - 1], 0x3c);
+  EXPECT_EQ(q[old_usable], 1);
+  km_free(q);
+}
+
+// A refused new guard, or a refused lift of the old one, leaves the span as it was: realloc copies.
+TEST(SecureGuards, ARefusedGuardWhileASpanGrowsLeavesItAndCopies) {
+  for (long nth : {1L, 2L}) {
+    auto* p = static_cast<unsigned char*>(km_malloc(200000));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x2d, 200000);
+    testing::internal::CaptureStderr();
+    inject_failure(Fault::protect, nth);
+    auto* q = static_cast<unsigned char*>(km_realloc(p, 250000));
+    inject_failure(Fault::protect, 0);
+    testing::internal::GetCapturedStderr();
+    ASSERT_NE(q, nullptr) << nth;
+    EXPECT_NE(q, p) << nth;
+    EXPECT_EQ(q[0], 0x2d);
+    EXPECT_EQ(q[199999], 0x2d);
+    km_free(q);
+  }
+}
+
 // A refused guard or a refused move leaves the old block as it was, guarded: realloc copies instead.
 TEST(SecureGuards, ARefusedGuardOrMoveWhileAHugeBlockGrowsFallsBackToACopy) {
   for (Fault f : {Fault::protect, Fault::remap}) {
