@@ -20,9 +20,7 @@ void* alloc_large(size_t size, bool zero) {
 
 namespace {
 inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
-}  // namespace
 
-namespace {
 // km_stats from the core's Stats, field by field (the core never includes the public header).
 void stats_copy(km_stats* out, bool os_walks) {
   Stats st;

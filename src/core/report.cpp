@@ -92,11 +92,10 @@ bool take_snapshot(Snapshot* s, bool once = false) {
 
 // What the program holds: cells and large blocks, less what other threads freed (collected or not).
 size_t in_use_of(const Snapshot& snap) {
-  size_t held = size_t(snap.k.span_bytes) + size_t(snap.k.huge_bytes);
-  for (unsigned l = 0; l < kLaneCount; ++l) held += snap.lane_bytes[l];
-  return held > snap.pending ? held - snap.pending : 0;
+  size_t handed_out = size_t(snap.k.span_bytes) + size_t(snap.k.huge_bytes);
+  for (unsigned l = 0; l < kLaneCount; ++l) handed_out += snap.lane_bytes[l];
+  return handed_out > snap.pending ? handed_out - snap.pending : 0;
 }
-long held_of(const StatCounters& k) { return k.page_bytes + k.span_bytes + k.huge_bytes; }
 
 // os_walks: resident (mincore over every segment), process_resident (/proc) and dirty (a walk);
 // without them those three read 0.
@@ -109,7 +108,7 @@ void stats_from(Stats* out, const Snapshot& snap, bool os_walks = true) {
   out->huge_bytes = size_t(k.huge_bytes);
   out->large_in_use = out->span_bytes + out->huge_bytes;
   out->in_use = in_use_of(snap);
-  stats_in_use_sampled(long(out->in_use), held_of(k));   // a read is a sample too
+  stats_in_use_sampled(long(out->in_use), stats_held(k));   // a read is a sample too
   out->peak_in_use = size_t(k.in_use_peak) > out->in_use ? size_t(k.in_use_peak) : out->in_use;
   out->mapped = c.mapped_bytes;
   out->large_cached = huge_cached_bytes();
@@ -131,7 +130,7 @@ void report_poll() {
   if (KM_LIKELY(!stats_take_sample_due())) return;
   Snapshot snap;
   if (!take_snapshot(&snap, true)) return stats_sample_again();
-  stats_in_use_sampled(long(in_use_of(snap)), held_of(snap.k));
+  stats_in_use_sampled(long(in_use_of(snap)), stats_held(snap.k));
 }
 
 void stats_reset_peaks_now() {
@@ -157,7 +156,7 @@ void stats_print() {
   Msg m;
   m.str("statistics\n").emit();
   m.str("  in use        ").bytes(st.in_use).pad(30).str("peak ").bytes(st.peak_in_use).str("\n").emit();
-  size_t held = size_t(held_of(k)), held_peak = size_t(k.held_peak) > held ? size_t(k.held_peak) : held;
+  size_t held = size_t(stats_held(k)), held_peak = size_t(k.held_peak) > held ? size_t(k.held_peak) : held;
   m.str("  held          ").bytes(held).pad(30).str("peak ").bytes(held_peak)
       .str(" (cells of lane pages, in use or free, and large blocks)\n").emit();
   m.str("  spans         ").num(st.span_count).str(" (").bytes(st.span_bytes).str(")").pad(30).str("free slots not yet purged ")

@@ -17,35 +17,17 @@ unsigned slots_for(size_t usable) {
   return unsigned((usable + guard_bytes() + kSlotSize - 1) >> kSlotShift);
 }
 
-// A secure span grows in place into its own slots and the free ones after it: the new guard page is
-// set before the old one is lifted, so the block is never unguarded, and a refusal on the way leaves
-// it as it was. Freed secure memory was zeroed, so the slots it takes read zero. It shrinks by copy
-// (realloc's fallback), which zeroes what it leaves.
-bool secure_span_grow(Page* pg, Segment* s, unsigned first, unsigned n, size_t usable) {
-  if (usable <= pg->cell_size) return false;
-  unsigned had = pg->slots;
-  if (n > had) {
-    if (!segment_take_slots_at(s, first + had, n - had)) return false;
-    segment_map_slots(s, first, first + had, n - had);
-  }
+// Secure mode: move span pg's guard page from its end to the end of `usable` (larger) bytes. The new
+// guard is set before the old one is lifted, so the block is never unguarded; false (a refusal)
+// leaves it as it was. The old guard's page becomes memory of the block: it reads zero, as the
+// slots a growth takes do (freed secure memory is zeroed).
+bool secure_move_guard(Page* pg, size_t usable) {
   char* old_guard = pg->start + pg->cell_size;
-  auto give_back = [&] {   // as a shrink gives back its trailing slots
-    if (n > had) heap_give_slots(tl_heap, s, first + had, n - had);
-  };
-  if (!secure_guard(pg->start + usable)) {
-    give_back();
-    return false;
-  }
-  if (!os::protect_rw(old_guard, os::kPageSize)) {
-    if (!os::protect_rw(pg->start + usable, os::kPageSize))
-      fatal_pointer("realloc", "cannot lift the guard page after span", pg->start);
-    give_back();
-    return false;
-  }
-  stats_span_add(&tl_heap->stats, long(usable) - long(pg->cell_size), false);
-  pg->slots = uint8_t(n);
-  page_geometry(pg, usable);
-  return true;
+  if (!secure_guard(pg->start + usable)) return false;
+  if (os::protect_rw(old_guard, os::kPageSize)) return true;
+  if (!os::protect_rw(pg->start + usable, os::kPageSize))
+    fatal_pointer("realloc", "cannot lift the guard page after span", pg->start);
+  return false;
 }
 }  // namespace
 
@@ -112,15 +94,19 @@ bool span_resize(Page* pg, void* p, size_t size) {
   if (usable > kSpanMax) return false;
   unsigned n = slots_for(usable);
   Segment* s = segment_of(p);
-  unsigned first = page_first_slot(s, pg);
-  if (secure) return secure_span_grow(pg, s, first, n, usable);
+  unsigned first = page_first_slot(s, pg), had = pg->slots;
   if (usable <= pg->cell_size) {
+    if (secure) return false;   // it shrinks by copy, which zeroes what it leaves
     if (span_keeps(pg, usable)) return true;
-    if (n < pg->slots) heap_give_slots(tl_heap, s, first + n, pg->slots - n);
-  } else if (n > pg->slots) {
-    if (first + n > kSlotsPerSegment || !segment_take_slots_at(s, first + pg->slots, n - pg->slots))
-      return false;
-    segment_map_slots(s, first, first + pg->slots, n - pg->slots);
+    if (n < had) heap_give_slots(tl_heap, s, first + n, had - n);
+  } else if (n > had) {
+    if (first + n > kSlotsPerSegment || !segment_take_slots_at(s, first + had, n - had)) return false;
+    segment_map_slots(s, first, first + had, n - had);
+  }
+  // A secure span's guard follows its new end; refused, the slots just taken go back.
+  if (secure && usable > pg->cell_size && !secure_move_guard(pg, usable)) {
+    if (n > had) heap_give_slots(tl_heap, s, first + had, n - had);
+    return false;
   }
   stats_span_add(&tl_heap->stats, long(usable) - long(pg->cell_size), false);
   pg->slots = uint8_t(n);

@@ -34,7 +34,7 @@ void sum(StatCounters* out) {
     for (unsigned l = 0; l < kLaneCount; ++l) out->lane_pages[l] += get(st->lane_pages[l]);
   }
   out->huge_bytes = get(g_huge_bytes);
-  long held = out->page_bytes + out->span_bytes + out->huge_bytes;
+  long held = stats_held(*out);
   raise_to(g_held_peak, held);
   if (held >= get(g_sample_mark) && !g_sample_due.load(std::memory_order_relaxed))
     g_sample_due.store(true, std::memory_order_relaxed);
@@ -107,7 +107,7 @@ void stats_in_use_sampled(long in_use, long held) {
 void stats_reset_peaks(long in_use) {
   StatCounters c;
   sum(&c);
-  long held = c.page_bytes + c.span_bytes + c.huge_bytes;
+  long held = stats_held(c);
   g_held_peak.store(held, std::memory_order_relaxed);
   g_in_use_peak.store(in_use, std::memory_order_relaxed);
   stats_in_use_sampled(in_use, held);

@@ -50,6 +50,8 @@ struct StatCounters {
   long lane_pages[kLaneCount], lane_pages_peak[kLaneCount];
 };
 void stats_counters(StatCounters* out);
+// What lane pages and large blocks hold, their free cells included.
+inline long stats_held(const StatCounters& c) { return c.page_bytes + c.span_bytes + c.huge_bytes; }
 
 // What pages hold has passed the mark set at the last in-use sample: it is time for another. The
 // first caller to see it takes it (the flag clears), so one thread walks.
