@@ -104,10 +104,10 @@ void own_free(Heap* h, Page* page, Block* b) {
   HeapBusy busy(h);
   owner_free(h, page, b);
 }
-}  // namespace
 
-void free_other(Block* b, Page* page, uintptr_t tag) {
-  if (has_canary(page)) return free_slow(b, page);   // canary check, scrub, encoding
+// A cell that passed every check, of a page without canaries (plain, or a secure span) whose free tag
+// is `tag`: our full page or span goes back at once; another heap's is tagged free first.
+void free_checked(Block* b, Page* page, uintptr_t tag) {
   Heap* owner = page_heap(page);
   Heap* h = tl_heap;
   if (owner == h) return own_free(owner, page, b);     // our full page, or a span
@@ -115,13 +115,21 @@ void free_other(Block* b, Page* page, uintptr_t tag) {
   if (foreign_keep(h, page, b)) return;   // for this thread's next malloc of the size (foreign.h)
   hand_over(owner, page, b);
 }
+}  // namespace
+
+void free_other(Block* b, Page* page) {
+  // Secure pages: the fast path compared the plain tag, not their keyed one (a double free is found
+  // there), and canaries are checked, cells scrubbed and links encoded.
+  if (page_has(page, kPageSecure)) return free_slow(b, page);
+  free_checked(b, page, plain_tag(page));
+}
 
 void free_slow(void* p, Page* page) {
   auto* b = static_cast<Block*>(p);
   if (page->cell_size == 0) fatal_pointer("free", "invalid pointer", p);
   if (!is_carved_cell(page, p)) fatal_pointer("free", "invalid pointer (not the start of a block)", p);
   if (b->tag == free_tag(page, p)) fatal_pointer("free", "double free", p);
-  if (!has_canary(page)) return free_other(b, page, free_tag(page, p));
+  if (!has_canary(page)) return free_checked(b, page, free_tag(page, p));
   // The canary of a live cell (a freed secure cell is zeroed, so this comes after the double-free test).
   secure_check_free(page, b);
   Heap* owner = page_heap(page);

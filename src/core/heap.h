@@ -112,8 +112,9 @@ struct HeapBusy {
 KM_NOINLINE void* heap_alloc_slow(size_t size, unsigned lane, bool zero);
 // A cell that failed the fast free checks (invalid, interior, double) or belongs to another heap.
 KM_NOINLINE void free_slow(void* p, Page* page);
-// A valid cell (checks passed, tag computed) whose page is not a plain page of the calling thread.
-KM_NOINLINE void free_other(Block* b, Page* page, uintptr_t tag);
+// A cell that passed the fast checks, of a page that is not a plain page of the calling thread: another
+// heap's, full, or secure (whose keyed tags only the slow path compares).
+KM_NOINLINE void free_other(Block* b, Page* page);
 // Free of a pointer outside every segment: NULL, a large block, or not ours (fatal).
 KM_NOINLINE void free_not_segment(void* p, const char* call);
 // A local free emptied a page that is not its lane's current page: retire it (soon, see Heap::retiring).
@@ -214,13 +215,13 @@ KM_INLINE void cell_free(void* p) {
   Segment* s = map_segment(i);
   Page* page = page_of(s, p);
   auto* b = static_cast<Block*>(p);
-  uintptr_t tag = free_tag(page, p);
+  uintptr_t tag = plain_tag(page);
   Heap* h = tl_heap;
   // Not a cell start, never handed out, or already free: the slow path says which, and stops.
   if (KM_UNLIKELY(!is_carved_cell(page, p) || b->tag == tag))
     return free_slow(p, page);
   // Another thread's page, or a flagged (full or secure) page of ours.
-  if (KM_UNLIKELY(!page_owner_is(page, reinterpret_cast<uintptr_t>(h)))) return free_other(b, page, tag);
+  if (KM_UNLIKELY(!page_owner_is(page, reinterpret_cast<uintptr_t>(h)))) return free_other(b, page);
   b->next = page->local_free;
   b->tag = tag;
   page->local_free = b;

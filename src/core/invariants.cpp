@@ -56,8 +56,7 @@ void check_segment(const Segment* s) {
     const Page* pg = &s->pages[s->slot_page[i]];
     unsigned first = s->slot_page[i];
     if (pg->cell_size == 0 || i >= first + pg->slots) broken("a used slot maps to no page", s);
-    if (reinterpret_cast<const char*>(s) + s->slot_off[i] != reinterpret_cast<const char*>(pg))
-      broken("slot_off and slot_page disagree", s);
+    if (s->slot_pages[i] != pg) broken("slot_pages and slot_page disagree", s);
     check_page(pg, (pg->used & kUsedCurrent) != 0);   // which page is current: the heap's to say
   }
 }

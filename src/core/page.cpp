@@ -17,10 +17,7 @@ constexpr uint32_t kFirstCarveBytes = 4096;
 
 void page_geometry(Page* pg, size_t cell) {
   pg->cell_size = uint32_t(cell);
-  pg->shift = uint8_t(__builtin_ctzll(cell));
-  uint64_t d = cell >> pg->shift, x = d;   // x: d's inverse mod 2^64 by Newton's steps, each
-  for (int i = 0; i < 5; ++i) x *= 2 - d * x;   // doubling the correct low bits (3 -> 96)
-  pg->inv = x;
+  pg->mul = uint64_t(((unsigned __int128)1 << 64) / cell) + 1;   // floor, + 1 even for a power of 2
   pg->key = g_page_secret ^ reinterpret_cast<uintptr_t>(pg->start);
 }
 

@@ -13,7 +13,7 @@ namespace km {
 
 struct Heap;
 // A free cell: the link of its page's free list, and a tag that marks it as free. A cell handed out
-// has tag 0 (cleared by malloc); a free cell has tag == page key ^ its address, so freeing it again is
+// has tag 0 (cleared by malloc); a free cell has its page's free tag (free_tag), so freeing it again is
 // caught in O(1) (a double free), and user data cannot match by accident.
 struct Block {
   Block* next;
@@ -35,15 +35,14 @@ struct Page {
   char* start;            // first cell (the page's first slot)
   uintptr_t owner;        // owning Heap* | kPageFull | kPageSecure: free() tests "my plain page" in
                           // one compare against the calling thread's heap
-  uint64_t key;           // free tags: g_page_secret ^ start (page_geometry), one load on free's path
-  uint64_t inv;           // inverse of cell_size's odd part mod 2^64 (is_carved_cell)
+  uint64_t key;           // secure mode's free tags and encodings: g_page_secret ^ start (page_geometry)
+  uint64_t mul;           // floor(2^64 / cell_size) + 1, 0 for a free slot (is_carved_cell)
+  uint64_t carved_lim;    // carved * (mul * cell_size mod 2^64): what free compares (is_carved_cell)
   uint32_t cell_size;     // 0 for a free slot
   uint32_t capacity;      // cells that fit
-  uint64_t carved;        // owner: cells carved from the page so far (a word: free compares it in
-                          // memory, page_carved_above)
+  uint32_t carved;        // owner: cells carved from the page so far (page_add_carved)
   uint8_t lane;           // 0 for a free slot
   uint8_t slots;          // slots spanned
-  uint8_t shift;          // cell_size = odd part << shift
   uint8_t span;           // a span (one large block), not a lane page
   uint8_t zero_init;      // the slots were fresh or purged when the page was set up
   uint8_t inherited;      // checks build: set in a fork child, whose counts may be one cell short
@@ -95,42 +94,48 @@ KM_INLINE void page_set(Page* pg, uintptr_t flag) {
 KM_INLINE void page_clear(Page* pg, uintptr_t flag) {
   __atomic_store_n(&pg->owner, pg->owner & ~flag, __ATOMIC_RELAXED);
 }
-KM_INLINE uint32_t page_carved(const Page* pg) {
-  return uint32_t(__atomic_load_n(&pg->carved, __ATOMIC_RELAXED));
-}
-// x < page_carved(pg), as free's fast path asks it (config.h: KM_ASM_COMPARE).
+// x < pg->carved_lim, as free's fast path asks it (config.h: KM_ASM_COMPARE).
 KM_INLINE bool page_carved_above(const Page* pg, uint64_t x) {
 #ifdef KM_ASM_COMPARE
   bool below;
-  asm("cmpq %[m], %[x]" : "=@ccb"(below) : [m] "m"(pg->carved), [x] "r"(x));
+  asm("cmpq %[m], %[x]" : "=@ccb"(below) : [m] "m"(pg->carved_lim), [x] "r"(x));
   return below;
 #else
-  return x < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED);
+  return x < __atomic_load_n(&pg->carved_lim, __ATOMIC_RELAXED);
 #endif
 }
+// n more cells carved: the count, and the limit free compares (is_carved_cell).
 KM_INLINE void page_add_carved(Page* pg, uint32_t n) {
-  __atomic_store_n(&pg->carved, pg->carved + n, __ATOMIC_RELAXED);
+  pg->carved += n;
+  __atomic_store_n(&pg->carved_lim, pg->carved * (pg->mul * pg->cell_size), __ATOMIC_RELAXED);
 }
 
-// Free tags and secure encodings use a per-page key: a process secret mixed with the page's address.
+// The free tag of the cells of a plain page is the address of its Page: free's fast path has it in a
+// register, no program holds it (it is kmalloc's metadata), and no other page has it at the same time.
+KM_INLINE uintptr_t plain_tag(const Page* pg) { return reinterpret_cast<uintptr_t>(pg); }
+// Secure pages tag with the page key ^ the cell instead, which a use-after-free read cannot turn into
+// an address (secure.cpp). Their frees always take the slow path, where this is what is compared.
 extern uint64_t g_page_secret;
 KM_INLINE uintptr_t free_tag(const Page* pg, const void* cell) {
-  return pg->key ^ reinterpret_cast<uintptr_t>(cell);
+  if (KM_UNLIKELY(page_has(pg, kPageSecure))) return pg->key ^ reinterpret_cast<uintptr_t>(cell);
+  return plain_tag(pg);
 }
 
-// Set pg's cell geometry (start already set): cell_size, the divisibility constants, the free key.
+// Set pg's cell geometry (start already set): cell_size, the divisibility constant, the secure key.
 void page_geometry(Page* pg, size_t cell);
 
-// Is p the start of a carved cell of pg? For cell = d << k (d odd), offset * inverse(d) mod 2^64,
-// rotated right by k, is the cell index when the offset is a multiple of the cell and at least
-// 2^64 / cell otherwise (the divisibility test of Granlund and Montgomery): one multiply, one rotate
-// and one compare test "a cell start" and "carved" at once. False for a free slot (inv 0, carved 0),
-// an interior pointer, a pointer below start, or a never-carved cell.
+// Is p the start of a carved cell of pg? With d = cell_size, m = floor(2^64 / d) + 1 and e = m * d -
+// 2^64 (0 < e <= d), an offset o = q * d + r from start gives o * m mod 2^64 = q * e when r = 0, and
+// at least m (about 2^64 / d, far above any carved * e) when r != 0 (the divisibility test of Lemire,
+// Kaser and Kurz): one multiply and one compare against carved * e test "a cell start" and "carved" at
+// once. Exact for every p within 2^23 bytes of start either way (p's own segment, which is where free
+// looks), since then o * m does not wrap: false for an interior pointer, a pointer below start, a
+// never-carved cell, or any pointer of a free slot (m 0, limit 0). A pointer at or above 2^47 (which
+// free's masked map lookup can send to a segment, segment.h) may pass by chance; the read of its tag
+// then faults before anything is written (no such address is mapped under 4-level paging).
 KM_INLINE bool is_carved_cell(const Page* pg, const void* p) {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(pg->start);
-  uint64_t x = off * pg->inv;
-  unsigned k = pg->shift;
-  return page_carved_above(pg, (x >> k) | (x << ((64 - k) & 63)));
+  return page_carved_above(pg, off * pg->mul);
 }
 
 

@@ -84,7 +84,7 @@ Segment* segment_create() {
   s->free_slots = kAllSlotsFree;
   // Until a page takes it, every slot maps to pages[0] (slot 0 is the header, so that Page stays
   // zeroed): free() of a pointer into an unused slot then meets cell_size 0 and is reported.
-  for (auto& off : s->slot_off) off = uint16_t(offsetof(Segment, pages));
+  for (auto& pg : s->slot_pages) pg = &s->pages[0];
   if (reinterpret_cast<uintptr_t>(s) >> kSegmentShift >= kSegmentMapEntries) {
     os::unmap(s, kSegmentSize);   // above the 47-bit space the map covers: never ours
     return nullptr;

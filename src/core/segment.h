@@ -3,7 +3,7 @@
 // A Segment is a 4 MiB mapping aligned to 4 MiB, owned by one thread heap for its whole life. Slot 0
 // holds this header; slots 1..63 (64 KiB each) are free, or belong to one lane page spanning 1..16
 // consecutive slots, or to one span (a large block: a run of 1..63 slots, span.h). Any cell address
-// masked to 4 MiB gives its Segment, and slot_off[] gives its Page: free() finds a cell's metadata
+// masked to 4 MiB gives its Segment, and slot_pages[] gives its Page: free() finds a cell's metadata
 // with two loads and no search. Huge blocks (huge.h) have a mapping of their own, found the same way.
 #pragma once
 #include <atomic>
@@ -31,7 +31,7 @@ struct Segment {
   uint64_t dirty_slots;            // bit i: free slot i holds memory not yet purged
   int64_t dirty_ms[kSlotsPerSegment];   // when each dirty slot was freed
   uint8_t slot_page[kSlotsPerSegment];  // slot -> index of the first slot of its page
-  uint16_t slot_off[kSlotsPerSegment];  // slot -> byte offset of its Page from the segment (free())
+  Page* slot_pages[kSlotsPerSegment];   // slot -> its Page (free(): one load)
   Page pages[kSlotsPerSegment];    // indexed by first slot
 };
 static_assert(sizeof(Segment) <= kSlotSize, "the header fits in slot 0");
@@ -43,7 +43,7 @@ KM_INLINE void set_dirty_slots(Segment* s, uint64_t v) { __atomic_store_n(&s->di
 KM_INLINE void segment_map_slots(Segment* s, unsigned page, unsigned first, unsigned n) {
   for (unsigned i = first; i < first + n; ++i) {
     s->slot_page[i] = uint8_t(page);
-    s->slot_off[i] = uint16_t(reinterpret_cast<char*>(&s->pages[page]) - reinterpret_cast<char*>(s));
+    s->slot_pages[i] = &s->pages[page];
   }
 }
 
@@ -57,7 +57,7 @@ KM_INLINE Segment* segment_of(const void* p) {
 }
 KM_INLINE Page* page_of(Segment* s, const void* p) {
   unsigned slot = unsigned((reinterpret_cast<uintptr_t>(p) >> kSlotShift) & (kSlotsPerSegment - 1));
-  return reinterpret_cast<Page*>(reinterpret_cast<char*>(s) + s->slot_off[slot]);
+  return s->slot_pages[slot];
 }
 
 // ---- the segment map: one byte per 4 MiB of the 47-bit user address space (32 MiB of .bss address
@@ -79,9 +79,9 @@ KM_INLINE void map_store(const void* p, uint8_t v) {
 }
 KM_INLINE bool is_segment(const Segment* s) { return map_value(s) == kMapSegment; }
 // free's fast path: p's map entry, the index masked instead of bounds-checked (one instruction
-// less). A pointer at or above 2^47 selects a lower entry; if that is a segment, p fails
-// is_carved_cell against any of its pages (its offset from the page start is at least 2^47 - 4 MiB,
-// far past every page's carved cells), so it reaches the slow path's checks all the same.
+// less). A pointer at or above 2^47 selects a lower entry; if that is a segment, p almost always
+// fails is_carved_cell against its pages and reaches the slow path's checks (which use map_value,
+// bounds-checked); in the rare case it passes, the read of its tag faults (page.h).
 KM_INLINE uintptr_t map_index_masked(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) >> kSegmentShift) & (kSegmentMapEntries - 1);
 }

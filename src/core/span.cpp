@@ -60,7 +60,8 @@ void* span_alloc(size_t size, bool zero) {
   *pg = Page{};
   pg->start = start;
   page_geometry(pg, usable);
-  pg->capacity = pg->carved = pg->used = 1;
+  pg->capacity = pg->used = 1;
+  page_add_carved(pg, 1);
   pg->slots = uint8_t(n);
   pg->span = 1;
   pg->zero_init = fresh;
