@@ -2,13 +2,16 @@
 // every call here goes through kmalloc.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstring>
 #include <malloc.h>
 #include <new>
+#include <sched.h>
 #include <set>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -517,6 +520,27 @@ TEST(MisuseDeathTest, DoubleFreeFromAnotherPositionInTheFreeList) {
         free(p);
       },
       "double free");
+}
+
+// Another (live, idle) thread's block freed twice: the first free tags it free before handing it
+// over (or keeping it for this thread's next malloc), so the second is caught. A cell and a span.
+void double_free_of_another_threads_block(size_t size) {
+  std::atomic<void*> p{nullptr};
+  std::atomic<bool> done{false};
+  std::thread owner([&] {
+    p = malloc(opaque(size));
+    while (!done) sched_yield();
+  });
+  while (!p) sched_yield();
+  free(p);
+  free(p);
+  done = true;
+  owner.join();
+}
+
+TEST(MisuseDeathTest, DoubleFreeOfAnotherThreadsBlock) {
+  EXPECT_DEATH(double_free_of_another_threads_block(64), "free\\(\\): double free 0x");
+  EXPECT_DEATH(double_free_of_another_threads_block(1 << 20), "free\\(\\): double free 0x");
 }
 
 TEST(MisuseDeathTest, InteriorPointer) {
