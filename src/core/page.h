@@ -137,6 +137,12 @@ KM_INLINE bool is_carved_cell(const Page* pg, const void* p) {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(pg->start);
   return page_carved_above(pg, off * pg->mul);
 }
+// The index of cell `cell` of pg (a cell start): with o = q * d, o * m = q * 2^64 + q * e, and q * e
+// < 2^64, so the high half of the product is q. A multiply where a division takes tens of cycles.
+KM_INLINE uint32_t cell_index(const Page* pg, const void* cell) {
+  uintptr_t off = reinterpret_cast<uintptr_t>(cell) - reinterpret_cast<uintptr_t>(pg->start);
+  return uint32_t((static_cast<unsigned __int128>(off) * pg->mul) >> 64);
+}
 
 
 // Pop the first free cell of `page`; nullptr when it has none (the empty page never has one).

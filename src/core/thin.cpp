@@ -45,10 +45,15 @@ size_t page_thin(Page* pg) {
   if (pg->carved > kMaxCells) return 0;
   // Free means listed: a cell freed by another thread carries the free tag but waits on its heap's
   // remote stack, linked through its first word: it must count as live here.
+  // The lists run through the page in the order cells were freed, one cache miss per cell when the
+  // page has gone cold (a sparse page usually has): fetch the page in address order first, which
+  // the hardware streams, so that the walks below find their cells in cache.
+  size_t step = pg->cell_size < 64 ? 64 : pg->cell_size;   // each cell's first 16 bytes: its link
+  for (size_t off = 0, end = size_t(pg->carved) * pg->cell_size; off < end; off += step)
+    __builtin_prefetch(pg->start + off);
   uint64_t listed[kMaxCells / 64] = {};
   for (Block* list : {pg->free, pg->local_free})
-    for (Block* b = list; b; b = b->next)
-      set_bit(listed, unsigned(size_t(reinterpret_cast<char*>(b) - pg->start) / pg->cell_size));
+    for (Block* b = list; b; b = b->next) set_bit(listed, cell_index(pg, b));
   // OS pages holding a byte of a live cell (cells already dropped are free).
   uint64_t live[4] = {};
   for (uint32_t i = 0; i < pg->carved; ++i) {
