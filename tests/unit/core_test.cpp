@@ -399,6 +399,9 @@ TEST(Geometry, CarvedCellTestMatchesDivision) {
       for (int64_t d = -17; d <= 17; ++d) check(int64_t(idx * cell) + d);
     for (int64_t end : {int64_t(1) << 23, -(int64_t(1) << 23)})
       for (int64_t d = -4096; d <= 4096; ++d) check(end + d);
+    // cell_index: the index of every cell start up to the end of that range.
+    for (uint64_t idx = 0; idx * cell < (uint64_t(1) << 23); idx += idx < 64 ? 1 : 1 + idx / 8)
+      ASSERT_EQ(km::cell_index(&pg, base + idx * cell), idx) << "cell " << cell;
   }
   km::Page empty{};   // a free slot: nothing is a cell of it
   EXPECT_FALSE(km::is_carved_cell(&empty, base));
