@@ -523,7 +523,8 @@ TEST(MisuseDeathTest, DoubleFreeFromAnotherPositionInTheFreeList) {
 }
 
 // Another (live, idle) thread's block freed twice: the first free tags it free before handing it
-// over (or keeping it for this thread's next malloc), so the second is caught. A cell and a span.
+// over (or keeping it for this thread's next malloc), so the second is caught. A cell and a span; in
+// api-secure, the keyed tag, which only the slow path that every secure free takes compares.
 void double_free_of_another_threads_block(size_t size) {
   std::atomic<void*> p{nullptr};
   std::atomic<bool> done{false};

@@ -4,7 +4,6 @@
 // test env sets it already). Death tests run in the threadsafe style (a re-executed child).
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -430,28 +429,6 @@ TEST(SecureDeathTest, DoubleFreeOfALargeBlockIsStillCaught) {
         free(p);
       },
       "free\\(\\): invalid pointer");
-}
-
-// A block of another (live, idle) thread freed twice: the second free finds the keyed free tag the
-// first one wrote, in the slow path every secure free takes (the fast path compares the plain tag).
-// A span (1 MiB) and a lane cell.
-void double_free_of_another_threads_block(size_t size) {
-  std::atomic<void*> p{nullptr};
-  std::atomic<bool> done{false};
-  std::thread owner([&] {
-    p = malloc(size);
-    while (!done) sched_yield();
-  });
-  while (!p) sched_yield();
-  free(p);
-  free(p);
-  done = true;
-  owner.join();
-}
-
-TEST(SecureDeathTest, ADoubleFreeOfAnotherThreadsBlockIsCaught) {
-  EXPECT_DEATH(double_free_of_another_threads_block(1 << 20), "free\\(\\): double free");
-  EXPECT_DEATH(double_free_of_another_threads_block(64), "free\\(\\): double free");
 }
 
 TEST(SecureDeathTest, InteriorPointerIsStillCaught) {
