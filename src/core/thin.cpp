@@ -39,8 +39,9 @@ bool page_thin_candidate(const Page* pg) {
   return pg->used_at_thin == 0 || page_live(pg) * 4 <= pg->used_at_thin * 3;
 }
 
-size_t page_thin(Page* pg) {
-  pg->used_at_thin = page_live(pg) ? page_live(pg) : 1;
+size_t page_thin(Page* pg, unsigned min_run) {
+  uint32_t live_now = page_live(pg) ? page_live(pg) : 1;
+  pg->used_at_thin = live_now;
   unsigned os_pages = unsigned((size_t(pg->carved) * pg->cell_size + os::kPageSize - 1) >> kOsShift);
   if (pg->carved > kMaxCells) return 0;
   // Free means listed: a cell freed by another thread carries the free tag but waits on its heap's
@@ -63,11 +64,23 @@ size_t page_thin(Page* pg) {
     span_of(pg, b, &f, &l);
     for (unsigned k = f; k <= l; ++k) set_bit(live, k);
   }
+  // Runs of free OS pages, each a system call (and, with other threads running, a TLB shootdown that
+  // interrupts them): at least min_run OS pages long.
   uint64_t give[4] = {};
   size_t count = 0;
-  for (unsigned k = 0; k < os_pages; ++k)
-    if (!bit(live, k) && !bit(pg->thinned, k)) set_bit(give, k), ++count;
-  if ((count << kOsShift) < kMinThin) return 0;
+  for (unsigned k = 0; k < os_pages;) {
+    unsigned end = k;
+    while (end < os_pages && !bit(live, end) && !bit(pg->thinned, end)) ++end;
+    if (end - k >= min_run)
+      for (; k < end; ++k) set_bit(give, k), ++count;
+    k = end + 1;
+  }
+  if ((count << kOsShift) < kMinThin) {
+    // Nothing worth giving back: survivors hold every OS page or nearly. Walk the page again only
+    // once half of them have gone, not a quarter (page_thin_candidate).
+    pg->used_at_thin = (live_now * 2 + 2) / 3;   // live * 4 <= this * 3: live <= live_now / 2
+    return 0;
+  }
   // Off the lists first: once purged, a cell's link reads zero.
   Block* keep = nullptr;
   uint32_t dropped = 0;

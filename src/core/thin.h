@@ -17,8 +17,9 @@ namespace km {
 
 // Is pg sparse enough, and changed enough since its last thinning, to be worth a pass?
 bool page_thin_candidate(const Page* pg);
-// Purge pg's OS pages that hold no live cell. Returns the bytes given back.
-size_t page_thin(Page* pg);
+// Purge pg's OS pages that hold no live cell, in runs of at least min_run of them. Returns the bytes
+// given back.
+size_t page_thin(Page* pg, unsigned min_run);
 // Put pg's dropped cells back on `free`. false if it had none.
 bool page_thicken(Page* pg);
 

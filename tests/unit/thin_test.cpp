@@ -2,6 +2,7 @@
 // the lane needs cells; live cells are never touched.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -89,6 +90,69 @@ TEST(Thin, ThePeriodicPassSkipsAPageRefilledFromSinceTheLastPass) {
     for (unsigned char* p : kept) km_free(p);
     km::tl_heap->thin_ms = 0;   // the heap goes to the pool: its next thread thins as usual
   }).join();
+}
+
+// Sparse pages of 256-byte cells (16 to an OS page) in a thread of their own, the cells i with
+// keep(i) kept and the rest freed; f gets the first page (not its lane's current page), the kept
+// cells are freed after.
+template <class Keep, class F>
+void with_sparse_page(Keep keep, F f) {
+  std::thread([&] {
+    km_free(km_malloc(16));   // the heap is set up (another lane)
+    km::tl_heap->thin_ms = INT64_MAX / 2;   // no periodic pass inside the mallocs below
+    std::vector<void*> all, kept;
+    for (int i = 0; i < 4 * 256 + 8; ++i) all.push_back(km_malloc(256));
+    km::Page* first = km::page_of(km::segment_of(all[0]), all[0]);
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (keep(i)) kept.push_back(all[i]);
+      else km_free(all[i]);
+    }
+    ASSERT_NE(km::tl_heap->lane_page[first->lane], first);
+    f(first, kept);
+    for (void* p : kept) km_free(p);
+    km::tl_heap->thin_ms = 0;
+  }).join();
+}
+
+// Each run of free OS pages costs a system call, and with other threads running a TLB shootdown:
+// page_thin gives back runs of at least min_run OS pages (heap_thin asks for 2 when more than one
+// heap is live, else 1).
+TEST(Thin, RunsShorterThanTheMinimumStay) {
+  with_sparse_page([](size_t i) { return i % 32 == 0; }, [](km::Page* first, std::vector<void*>&) {
+    // One live cell every other OS page: every free run is one OS page long.
+    EXPECT_EQ(km::page_thin(first, 2), 0u);
+    EXPECT_EQ(first->dropped, 0u);
+    EXPECT_EQ(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize);
+    EXPECT_EQ(km::page_thin(first, 1), km::kSlotSize / 2);
+    EXPECT_GT(first->dropped, 0u);
+  });
+}
+
+// A pass that finds nothing to give back (a survivor in every OS page) is not repeated until half
+// of those survivors have gone: a walk of the free lists costs a cache miss per free cell.
+TEST(Thin, AFruitlessPassWaitsForHalfTheSurvivorsToGo) {
+  with_sparse_page([](size_t i) { return i % 16 == 0; }, [](km::Page* first, std::vector<void*>& kept) {
+    ASSERT_TRUE(km::page_thin_candidate(first));
+    EXPECT_EQ(km::page_thin(first, 1), 0u);
+    EXPECT_FALSE(km::page_thin_candidate(first));
+    // Free the first page's survivors, a third of them, then a half.
+    std::vector<void*> mine;
+    for (void* p : kept)
+      if (km::page_of(km::segment_of(p), p) == first) mine.push_back(p);
+    ASSERT_EQ(mine.size(), 16u);
+    auto free_some = [&](size_t n) {
+      for (size_t j = 0; j < n; ++j) {
+        km_free(mine.back());
+        kept.erase(std::find(kept.begin(), kept.end(), mine.back()));
+        mine.pop_back();
+      }
+    };
+    free_some(6);   // 10 of 16 left: a quarter gone, not half
+    EXPECT_FALSE(km::page_thin_candidate(first)) << "walked again after a quarter";
+    free_some(2);   // 8 of 16
+    EXPECT_TRUE(km::page_thin_candidate(first));
+    EXPECT_GT(km::page_thin(first, 1), 0u);
+  });
 }
 
 }  // namespace
