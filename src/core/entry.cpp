@@ -91,13 +91,16 @@ void page_free_slow(Heap* h, Page* page) {
 
 namespace {
 // A cell of another heap, already tagged free (a second free is caught from now on): to its owner,
-// in the calling thread's outgoing batch (remote.h). Into an exited thread's heap: start the purger
-// that drains it (a program whose allocating threads exited would otherwise keep those frees
-// forever). Only then: the purger's thread gets its TLS from malloc, which a program counting its
-// own allocations would see at an arbitrary free.
+// in the calling thread's outgoing batch (remote.h). If that push was the first onto an empty stack
+// it noted the purger, which must run to act on it: it drains an exited thread's heap (a program
+// whose allocating threads exited would otherwise keep those frees for ever) and gives back what an
+// idle owner's frees emptied (sink.h; the owner may be blocked for good, and the freeing threads may
+// have no slow path of their own). So the poll: one load while the purger runs, and its start
+// otherwise (its thread gets its TLS from malloc, which a program counting its own allocations sees
+// at that free).
 void hand_over(Heap* owner, Page* page, Block* b) {
   remote_hand_over(owner, b, page->cell_size);
-  if (KM_UNLIKELY(owner->remote.abandoned.load(std::memory_order_relaxed))) purge_poll(true);
+  purge_poll(true);
 }
 // A cell of the calling thread's heap that the fast path did not take back.
 void own_free(Heap* h, Page* page, Block* b) {

@@ -353,12 +353,53 @@ void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n) {
 
 // ============================================================================ remote frees
 
+namespace {
+// The purger's sink notes (sink.h): each page's noted cells were remote frees, given back with their
+// OS pages while the owner idled. They become dropped cells in thinned OS pages (thin.h), collected
+// as the remote frees they were. A page that moved to another heap since (heap_reclaim) goes on to
+// that heap's list, still listed.
+void collect_sunk(Heap* h, Page* pg) {
+  while (pg) {
+    Page* next = pg->sunk_next;
+    Heap* owner = page_heap(pg);
+    if (KM_UNLIKELY(owner != h)) {
+      remote_push_sunk(&owner->remote, pg);
+      pg = next;
+      continue;
+    }
+    // The purger may be adding to the note (a few stores): wait for it.
+    for (uint8_t st = kSunkListed; !__atomic_compare_exchange_n(&pg->sunk_state, &st, kSunkTaking, false,
+                                                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+         st = kSunkListed)
+      os::cpu_relax();
+    uint32_t n = pg->sunk_cells;
+    for (unsigned i = 0; i < 4; ++i) {
+      pg->thinned[i] |= pg->sunk_bits[i];
+      pg->sunk_bits[i] = 0;
+    }
+    pg->sunk_cells = 0;
+    __atomic_store_n(&pg->sunk_state, kSunkNone, __ATOMIC_RELEASE);
+    pg->dropped += n;
+    __atomic_store_n(&h->remote_collected, h->remote_collected + size_t(n) * pg->cell_size,
+                     __ATOMIC_RELAXED);
+    pg->used -= n;
+    if (pg->used == 0) page_emptied(h, pg);
+    else page_unfull(h, pg);   // its dropped cells are free ones (page_refill thickens it)
+    KM_CHECK_PAGE(pg, h->lane_page[pg->lane] == pg);
+    pg = next;
+  }
+}
+}  // namespace
+
 void collect_remote_slice(Heap* h, size_t limit) {
   Block* b = h->remote_backlog;
   if (!b) b = remote_take(&h->remote);
-  if (!b) return;
+  if (!b) b = remote_take_parked(&h->remote);
+  Page* sunk = remote_take_sunk(&h->remote);
+  if (!b && !sunk) return;
   __atomic_store_n(&h->collect_seq, h->collect_seq + 1, __ATOMIC_RELAXED);   // odd: under way
   __atomic_thread_fence(__ATOMIC_RELEASE);
+  collect_sunk(h, sunk);
   for (; b && limit; --limit) {
     // Secure mode: a remote link written after free (a use-after-free) is reported, not followed.
     if (KM_UNLIKELY(secure_enabled()) && !cell_is_free(b))
@@ -382,6 +423,7 @@ void collect_remote_slice(Heap* h, size_t limit) {
 void collect_remote(Heap* h) {
   if (h->remote_backlog) collect_remote_slice(h, SIZE_MAX);   // the backlog (it takes nothing new)
   collect_remote_slice(h, SIZE_MAX);                          // then the stack, once
+  collect_remote_slice(h, SIZE_MAX);                          // then the purger's parked cells
 }
 
 // ============================================================================ allocation
@@ -420,7 +462,8 @@ constexpr size_t kCollectSlice = 512;
 void* alloc_from(Heap* h, size_t size, unsigned lane, bool zero) {
   if (remote_waiting(h)) collect_remote_slice(h, kCollectSlice);
   remote_batch_flush(&h->outgoing);   // a slow path: what this thread freed to others goes over
-  if ((++h->tick & 15) == 0 && h->retiring_count) retiring_sweep(h, false);
+  __atomic_store_n(&h->tick, h->tick + 1, __ATOMIC_RELAXED);   // the purger reads it (sink.h)
+  if ((h->tick & 15) == 0 && h->retiring_count) retiring_sweep(h, false);
   if ((h->tick & 63) == 0) heap_thin_if_due(h);
   if ((h->tick & (kForeignFlushTicks - 1)) == 0) foreign_flush(h);   // an idle lane's kept cells
   bool collected = false;

@@ -69,13 +69,20 @@ struct Heap {
   uint32_t retiring_tick[kRetiringMax] = {};
   unsigned retiring_count = 0;
   unsigned retiring_slots = 0;
-  uint32_t tick = 0;                  // owner: slow paths taken (not counting quick refills)
+  uint32_t tick = 0;                  // owner: slow paths taken (not counting quick refills); the
+                                      // purger reads it to tell an idle owner (sink.h)
   uint32_t quick_refills = 0;         // owner: misses served from the page's own local frees (entry.cpp)
   int64_t thin_ms = 0;                // owner: when its sparse pages were last thinned
   uint32_t thin_pass = 1;             // owner: thinning passes so far, plus one (Page::visited)
   // owner: cells of other heaps' pages this thread freed, kept for its next mallocs (foreign.h).
   Page foreign[kForeignLanes] = {};
   HeapStats stats;                    // owner-written, summed by stats over every heap (stats.h)
+  // The purger only (sink.cpp, under its pass lock): its watch over the remote stack while the owner
+  // looks idle.
+  uint32_t sink_tick = 0;             // the owner's tick at the last look
+  int64_t sink_since = 0;             // the look that first found frees waiting on an idle owner
+  int64_t sink_at = 0;                // the last sink of this heap
+  unsigned sink_rounds = 0;           // sinks since the owner last ran (each waits twice as long)
 
   // A heap whose lanes all point at `empty` (an empty page): the state before set-up.
   constexpr explicit Heap(Page* empty) {
@@ -134,12 +141,19 @@ void page_emptied(Heap* h, Page* pg);
 unsigned heap_take_slots(Heap* h, unsigned n, Segment** seg, bool* zero);
 // Give slots back to their segment (dirty, purged after the delay); an emptied segment is kept.
 void heap_give_slots(Heap* h, Segment* s, unsigned first, unsigned n);
-// Push every cell other threads freed to h onto its page (the backlog, then the stack once).
+// Push every cell other threads freed to h onto its page (the backlog, then the stack once, then the
+// purger's parked cells), and take the purger's sink notes (sink.h).
 void collect_remote(Heap* h);
-// The same, at most `limit` cells: the rest waits in h->remote_backlog for the next slice.
+// The same, at most `limit` cells: the rest waits in h->remote_backlog for the next slice (the sink
+// notes are all taken).
 void collect_remote_slice(Heap* h, size_t limit);
-// Cells other threads freed to h wait, on its stack or in its backlog.
-KM_INLINE bool remote_waiting(const Heap* h) { return h->remote_backlog || remote_pending(&h->remote); }
+// Cells other threads freed to h wait, on its stack, in its backlog or parked by the purger, or the
+// purger left sink notes (sink.h).
+KM_INLINE bool remote_waiting(const Heap* h) {
+  return h->remote_backlog || remote_pending(&h->remote) ||
+         h->remote.parked.load(std::memory_order_relaxed) != nullptr ||
+         h->remote.sunk.load(std::memory_order_relaxed) != nullptr;
+}
 // Give back the free OS pages of h's sparse pages (thin.h) but the current ones and, unless `all`,
 // those malloc refilled from since the last pass (the periodic pass; trim and exit thin all).
 void heap_thin(Heap* h, bool all);

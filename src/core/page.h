@@ -24,8 +24,9 @@ struct Block {
 // capacity = carved = 1, cell_size = its usable bytes), so free's fast path serves it unchanged.
 // Invariants (counts without kUsedCurrent: page_live): used <= carved <= capacity; every carved cell
 // is exactly one of: handed out (counted in used), on `free`, on `local_free`, on its heap's remote
-// queue (then still counted in used), or dropped: it overlaps an OS page given back by thinning (bit
-// set in `thinned`), and is on no list until page_thicken puts it back.
+// queue or in the purger's hands or sink note (sink.h; each still counted in used), or dropped: it
+// overlaps an OS page given back by thinning (bit set in `thinned`), and is on no list until
+// page_thicken puts it back.
 // free + local_free + used + dropped == carved.
 // Cells [carved, capacity) were never touched. Owner-thread fields are written only by the thread that
 // owns the heap; nothing here is written by other threads (remote frees go to Heap::remote).
@@ -61,7 +62,18 @@ struct Page {
   uint32_t visited;       // owner: its heap's thin_pass when malloc last refilled from it (thinning
                           // skips a page the lane reached since the last pass: its cells go soon)
   uint64_t thinned[4];    // 256 OS pages: the largest lane page (16 slots)
+  // The purger's sink note (sink.h): OS pages it gave back while every cell on them was a remote free
+  // of an idle owner in its hands. sunk_state (kSunk*) hands it over: the purger writes the note
+  // holding kSunkWriting, and lists the page on its heap's RemoteStack::sunk the first time; whoever
+  // collects the heap reads it holding kSunkTaking (the cells become dropped, the OS pages thinned).
+  uint8_t sunk_state;     // atomic
+  uint32_t sunk_cells;    // cells of the note: off every list, still counted in `used`
+  Page* sunk_next;        // on RemoteStack::sunk
+  uint64_t sunk_bits[4];  // the OS pages given back
 };
+// Page::sunk_state: no note; a note is listed; the purger writes it; its heap's collector reads it.
+constexpr uint8_t kSunkNone = 0, kSunkListed = 1, kSunkWriting = 2, kSunkTaking = 3;
+
 // A lane's current page carries this in `used` (set_lane_page puts it on and takes it off), so its
 // count never reaches 0 in free's fast path: "the page emptied, but it is the one malloc pops from,
 // keep it" costs no test there (a loop that allocates and frees one object frees into it every time).

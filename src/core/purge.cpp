@@ -18,6 +18,7 @@
 #include "core/options.h"
 #include "core/purge_work.h"
 #include "core/segment.h"
+#include "core/sink.h"
 #include "core/thread.h"
 #include "platform/os.h"
 
@@ -65,7 +66,12 @@ size_t purge_pass(int64_t cutoff_ms) {
     long delay = option(Opt::purge_delay_ms);
     purge_expired(os::now_ms() - delay);
     heaps_drain_abandoned();
-    bool pending = work_left();
+    bool watching;
+    {
+      LockGuard pass(g_pass_lock);   // a fork waits for a sink under way (sink.h)
+      watching = heaps_sink_idle(delay);
+    }
+    bool pending = watching || work_left();
     // Only an indefinite wait needs waking: a timed one comes back within the delay by itself, and
     // waking it on every retired page would cost a syscall and a context switch each time.
     if (pending) {

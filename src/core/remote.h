@@ -1,13 +1,13 @@
 // remote.h — cells freed by a thread that does not own their page: a lock-free stack per heap, fed
 // in batches.
 //
-// The stack (RemoteStack, one per heap). Any thread pushes a chain of cells (one CAS per chain); only
-// the owner takes, and it takes the whole stack at once (one exchange), so there is no ABA: a cell
-// cannot leave the stack and come back while a push is at it. A cell on the stack is already tagged
-// free (a second free of it is caught) and still counted in its page's `used` until the owner
-// collects it (heap.cpp: collect_remote). When the owner's thread has exited, the stack is marked
-// abandoned: the first push onto an empty abandoned stack tells the purger (purge_work.h), which
-// drains it within the purge delay.
+// The stack (RemoteStack, one per heap). Any thread pushes a chain of cells (one CAS per chain); the
+// owner takes, and so does the purger when the owner idles (sink.h), each the whole stack at once
+// (one exchange), so there is no ABA: a cell cannot leave the stack and come back while a push is at
+// it. A cell on the stack is already tagged free (a second free of it is caught) and still counted
+// in its page's `used` until the owner collects it (heap.cpp: collect_remote). When the owner's
+// thread has exited, the stack is marked abandoned: the first push onto an empty abandoned stack
+// tells the purger (purge_work.h), which drains it within the purge delay.
 //
 // The batch (RemoteBatch, one per heap, for the cells its thread frees into *other* heaps). A free of
 // another heap's cell appends it to the slot of that heap (a plain store, no atomic); a slot goes to
@@ -41,11 +41,20 @@ namespace km {
 struct RemoteStack {
   // On a cache line of its own: other threads write it, and it must not share the owner's hot line.
   alignas(64) std::atomic<Block*> head{nullptr};
+  // Pages with a sink note of the purger (sink.h), linked through Page::sunk_next: pushed by the
+  // purger (and by a collector forwarding a page that moved to another heap), taken whole by the
+  // collector, as `head`.
+  std::atomic<Page*> sunk{nullptr};
+  // Cells the purger took from `head` and could not give back (sink.h), linked through Block::next:
+  // set by the purger only, taken whole by the collector (or by the purger's next sink).
+  std::atomic<Block*> parked{nullptr};
   std::atomic<bool> abandoned{false};   // the owner's thread exited (its heap is in the pool)
-  char pad_[64 - sizeof(std::atomic<Block*>) - sizeof(std::atomic<bool>)] = {};
+  char pad_[64 - 3 * sizeof(void*) - sizeof(std::atomic<bool>)] = {};
 };
 
-// Push the chain first → … → last (linked through Block::next) with one CAS.
+// Push the chain first → … → last (linked through Block::next) with one CAS. The first cells on an
+// empty stack note the purger (purge_work.h): it drains an exited thread's stack, and watches a live
+// heap's (sink.h).
 void remote_push_chain(RemoteStack* to, Block* first, Block* last);
 inline void remote_push(RemoteStack* to, Block* b) { remote_push_chain(to, b, b); }
 // The owner: every cell pushed so far, newest chain first (nullptr when none).
@@ -55,6 +64,18 @@ KM_INLINE Block* remote_take(RemoteStack* s) {
 }
 KM_INLINE bool remote_pending(const RemoteStack* s) {
   return s->head.load(std::memory_order_relaxed) != nullptr;
+}
+// The collector, once `head` is empty: the cells the purger parked (nullptr when none).
+KM_INLINE Block* remote_take_parked(RemoteStack* s) {
+  if (s->parked.load(std::memory_order_relaxed) == nullptr) return nullptr;
+  return s->parked.exchange(nullptr, std::memory_order_acquire);
+}
+// A page with a sink note, onto the stack's sunk list (one CAS).
+void remote_push_sunk(RemoteStack* to, Page* pg);
+// The collector: every page with a sink note (nullptr when none).
+KM_INLINE Page* remote_take_sunk(RemoteStack* s) {
+  if (s->sunk.load(std::memory_order_relaxed) == nullptr) return nullptr;
+  return s->sunk.exchange(nullptr, std::memory_order_acquire);
 }
 
 struct RemoteBatch {

@@ -15,21 +15,54 @@ constexpr unsigned kMaxCells = 4096;
 
 bool bit(const uint64_t* m, unsigned i) { return (m[i >> 6] >> (i & 63)) & 1; }
 void set_bit(uint64_t* m, unsigned i) { m[i >> 6] |= uint64_t(1) << (i & 63); }
+}  // namespace
 
-// OS pages [first, last] that cell `b` of pg covers.
-void span_of(const Page* pg, const void* b, unsigned* first, unsigned* last) {
+void cell_os_pages(const Page* pg, const void* b, unsigned* first, unsigned* last) {
   size_t off = size_t(static_cast<const char*>(b) - pg->start);
   *first = unsigned(off >> kOsShift);
   *last = unsigned((off + pg->cell_size - 1) >> kOsShift);
 }
-bool overlaps(const Page* pg, const uint64_t* m, const void* b) {
+bool cell_overlaps(const Page* pg, const uint64_t* m, const void* b) {
   unsigned f, l;
-  span_of(pg, b, &f, &l);
+  cell_os_pages(pg, b, &f, &l);
   for (unsigned i = f; i <= l; ++i)
     if (bit(m, i)) return true;
   return false;
 }
-}  // namespace
+
+// Runs of free OS pages, each a system call (and, with other threads running, a TLB shootdown that
+// interrupts them): at least min_run OS pages long, and all of them together worth the calls.
+unsigned thin_pick_runs(const uint64_t* freeable, unsigned os_pages, unsigned min_run, uint64_t* give) {
+  unsigned count = 0;
+  for (unsigned k = 0; k < os_pages;) {
+    unsigned end = k;
+    while (end < os_pages && bit(freeable, end)) ++end;
+    if (end - k >= min_run)
+      for (; k < end; ++k) set_bit(give, k), ++count;
+    k = end + 1;
+  }
+  if ((size_t(count) << kOsShift) >= kMinThin) return count;
+  for (unsigned i = 0; i < 4; ++i) give[i] = 0;
+  return 0;
+}
+
+size_t thin_purge_runs(char* start, unsigned os_pages, const uint64_t* give, uint64_t* done,
+                       uint64_t* refused) {
+  size_t purged = 0;
+  for (unsigned k = 0; k < os_pages;) {
+    if (!bit(give, k)) {
+      ++k;
+      continue;
+    }
+    unsigned end = k;
+    while (end < os_pages && bit(give, end)) ++end;
+    bool ok = os::purge(start + (size_t(k) << kOsShift), size_t(end - k) << kOsShift);
+    for (unsigned j = k; j < end; ++j) set_bit(ok ? done : refused, j);
+    if (ok) purged += size_t(end - k) << kOsShift;
+    k = end;
+  }
+  return purged;
+}
 
 bool page_thin_candidate(const Page* pg) {
   if (pg->cell_size == 0 || pg->span || page_has(pg, kPageSecure) || pg->carved == 0) return false;
@@ -59,23 +92,15 @@ size_t page_thin(Page* pg, unsigned min_run) {
   uint64_t live[4] = {};
   for (uint32_t i = 0; i < pg->carved; ++i) {
     auto* b = reinterpret_cast<Block*>(pg->start + size_t(i) * pg->cell_size);
-    if (bit(listed, i) || (pg->dropped && overlaps(pg, pg->thinned, b))) continue;
+    if (bit(listed, i) || (pg->dropped && cell_overlaps(pg, pg->thinned, b))) continue;
     unsigned f, l;
-    span_of(pg, b, &f, &l);
+    cell_os_pages(pg, b, &f, &l);
     for (unsigned k = f; k <= l; ++k) set_bit(live, k);
   }
-  // Runs of free OS pages, each a system call (and, with other threads running, a TLB shootdown that
-  // interrupts them): at least min_run OS pages long.
+  uint64_t freeable[4];
+  for (unsigned i = 0; i < 4; ++i) freeable[i] = ~live[i] & ~pg->thinned[i];
   uint64_t give[4] = {};
-  size_t count = 0;
-  for (unsigned k = 0; k < os_pages;) {
-    unsigned end = k;
-    while (end < os_pages && !bit(live, end) && !bit(pg->thinned, end)) ++end;
-    if (end - k >= min_run)
-      for (; k < end; ++k) set_bit(give, k), ++count;
-    k = end + 1;
-  }
-  if ((count << kOsShift) < kMinThin) {
+  if (thin_pick_runs(freeable, os_pages, min_run, give) == 0) {
     // Nothing worth giving back: survivors hold every OS page or nearly. Walk the page again only
     // once half of them have gone, not a quarter (page_thin_candidate).
     pg->used_at_thin = (live_now * 2 + 2) / 3;   // live * 4 <= this * 3: live <= live_now / 2
@@ -87,7 +112,7 @@ size_t page_thin(Page* pg, unsigned min_run) {
   for (Block* list : {pg->free, pg->local_free}) {
     for (Block* b = list; b;) {
       Block* next = b->next;
-      if (overlaps(pg, give, b)) {
+      if (cell_overlaps(pg, give, b)) {
         ++dropped;
       } else {
         b->next = keep;
@@ -99,27 +124,14 @@ size_t page_thin(Page* pg, unsigned min_run) {
   pg->free = keep;
   pg->local_free = nullptr;
   pg->free_is_fresh = 0;
-  size_t purged = 0;
   uint64_t refused[4] = {};
-  bool any_refused = false;
-  for (unsigned k = 0; k < os_pages;) {
-    if (!bit(give, k)) {
-      ++k;
-      continue;
-    }
-    unsigned end = k;
-    while (end < os_pages && bit(give, end)) ++end;
-    bool ok = os::purge(pg->start + (size_t(k) << kOsShift), size_t(end - k) << kOsShift);
-    for (unsigned j = k; j < end; ++j) set_bit(ok ? pg->thinned : refused, j);
-    if (ok) purged += size_t(end - k) << kOsShift;
-    any_refused |= !ok;
-    k = end;
-  }
+  size_t purged = thin_purge_runs(pg->start, os_pages, give, pg->thinned, refused);
+  bool any_refused = (refused[0] | refused[1] | refused[2] | refused[3]) != 0;
   // Cells the kernel refused to purge under (and no purged OS page) are intact: back on the list
   // now, so that those OS pages stay candidates for the next pass.
   for (uint32_t i = 0; any_refused && i < pg->carved; ++i) {
     auto* b = reinterpret_cast<Block*>(pg->start + size_t(i) * pg->cell_size);
-    if (!bit(listed, i) || !overlaps(pg, refused, b) || overlaps(pg, pg->thinned, b)) continue;
+    if (!bit(listed, i) || !cell_overlaps(pg, refused, b) || cell_overlaps(pg, pg->thinned, b)) continue;
     b->next = pg->free;
     pg->free = b;
     --dropped;
@@ -133,7 +145,7 @@ bool page_thicken(Page* pg) {
   if (pg->dropped == 0) return false;
   for (uint32_t i = 0; i < pg->carved; ++i) {
     auto* b = reinterpret_cast<Block*>(pg->start + size_t(i) * pg->cell_size);
-    if (!overlaps(pg, pg->thinned, b)) continue;   // dropped cells are on no list: all go back
+    if (!cell_overlaps(pg, pg->thinned, b)) continue;   // dropped cells are on no list: all go back
     b->next = pg->free;
     b->tag = free_tag(pg, b);
     pg->free = b;

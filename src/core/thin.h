@@ -23,4 +23,18 @@ size_t page_thin(Page* pg, unsigned min_run);
 // Put pg's dropped cells back on `free`. false if it had none.
 bool page_thicken(Page* pg);
 
+// ---- shared with the purger's sink (sink.h), which gives back OS pages of cells in its hands.
+// Bitmaps of OS pages of one lane page: 4 words, 256 OS pages (its largest, 16 slots).
+// Into `give`, the runs of `freeable` (os_pages long) worth a system call each: at least min_run OS
+// pages, and together at least 16 KiB. Returns how many OS pages it chose (0: none, give cleared).
+unsigned thin_pick_runs(const uint64_t* freeable, unsigned os_pages, unsigned min_run, uint64_t* give);
+// Purge the runs of `give` in the page starting at `start`: each OS page purged gets its bit in
+// `done`, each the kernel refused in `refused`. Returns the bytes purged.
+size_t thin_purge_runs(char* start, unsigned os_pages, const uint64_t* give, uint64_t* done,
+                       uint64_t* refused);
+// OS pages [first, last] that cell `b` of pg covers.
+void cell_os_pages(const Page* pg, const void* b, unsigned* first, unsigned* last);
+// Does cell `b` of pg cover an OS page set in `m`?
+bool cell_overlaps(const Page* pg, const uint64_t* m, const void* b);
+
 }  // namespace km

@@ -59,7 +59,7 @@ Heap* heap_acquire() {
 }
 
 void drain_one(Heap* h) {
-  if (remote_pending(&h->remote)) heap_collect(h, true);
+  if (remote_waiting(h)) heap_collect(h, true);
 }
 }  // namespace
 

@@ -38,7 +38,7 @@ CORE_LAYERS = [
     ("base", ["config", "zero", "lock", "diag", "options", "size_class", "stats", "meta"]),
     ("memory", ["page", "secure", "thin", "segment", "huge", "invariants", "remote", "purge_work",
                 "runtime"]),
-    ("heaps", ["heap", "foreign", "pool", "span", "thread"]),
+    ("heaps", ["heap", "foreign", "pool", "span", "thread", "sink"]),
     ("purge", ["purge"]),
     ("entry", ["entry", "fork", "mesh", "report"]),
 ]

@@ -1,0 +1,180 @@
+// sink.cpp — see sink.h.
+#include "core/sink.h"
+
+#include <algorithm>
+#include <initializer_list>
+#include <cstdint>
+
+#include "core/heap.h"
+#include "core/thin.h"
+#include "platform/os.h"
+
+namespace km {
+namespace {
+constexpr unsigned kOsShift = 12;   // os::kPageSize
+// While other threads run, each run given back is a TLB shootdown that stops them (heap_thin).
+constexpr unsigned kMinRun = 2;
+
+// Cells going back to the owner, as one chain.
+struct Chain {
+  Block* first = nullptr;
+  void add(Block* b) {
+    b->next = first;
+    first = b;
+  }
+};
+
+// Add `cells` cells on the OS pages `bits` to pg's sink note; list the page on h if it had none.
+// The collector may be reading the note (a few loads and stores): wait for it.
+void note(Heap* h, Page* pg, uint32_t cells, const uint64_t* bits) {
+  uint8_t st = __atomic_load_n(&pg->sunk_state, __ATOMIC_RELAXED);
+  while (st == kSunkTaking || !__atomic_compare_exchange_n(&pg->sunk_state, &st, kSunkWriting, false,
+                                                          __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    os::cpu_relax();
+    st = __atomic_load_n(&pg->sunk_state, __ATOMIC_RELAXED);
+  }
+  pg->sunk_cells += cells;
+  for (unsigned i = 0; i < 4; ++i) pg->sunk_bits[i] |= bits[i];
+  __atomic_store_n(&pg->sunk_state, kSunkListed, __ATOMIC_RELEASE);
+  if (st == kSunkNone) remote_push_sunk(&h->remote, pg);
+}
+
+// The held cells [cells, cells + n) of page pg of h, sorted and distinct: give back the OS pages that
+// they alone cover, note the cells on them on the page, and put the others in `back`. Returns the
+// bytes given back.
+size_t sink_page(Heap* h, Page* pg, Block** cells, size_t n, Chain* back) {
+  bool plain = pg->cell_size != 0 && !pg->span && page_heap(pg) == h && !page_has(pg, kPageSecure);
+  if (!plain) {
+    for (size_t i = 0; i < n; ++i) back->add(cells[i]);
+    return 0;
+  }
+  const size_t cs = pg->cell_size;
+  const unsigned os_pages = unsigned((size_t(pg->capacity) * cs + os::kPageSize - 1) >> kOsShift);
+  uint16_t held[256] = {};
+  for (size_t i = 0; i < n; ++i) {
+    unsigned f, l;
+    cell_os_pages(pg, cells[i], &f, &l);
+    for (unsigned k = f; k <= l; ++k) ++held[k];
+  }
+  // An OS page every cell of which is held: no cell on it is handed out, listed, dropped by the
+  // owner's thinning or still to carve.
+  uint64_t freeable[4] = {};
+  for (unsigned k = 0; k < os_pages; ++k) {
+    size_t first = (size_t(k) << kOsShift) / cs;
+    size_t last = std::min(((size_t(k + 1) << kOsShift) - 1) / cs, size_t(pg->capacity) - 1);
+    if (first <= last && held[k] == last - first + 1) freeable[k >> 6] |= uint64_t(1) << (k & 63);
+  }
+  uint64_t give[4] = {}, done[4] = {}, refused[4] = {};
+  size_t given = 0;
+  if (thin_pick_runs(freeable, os_pages, kMinRun, give))
+    given = thin_purge_runs(pg->start, os_pages, give, done, refused);
+  uint32_t sunk = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (given && cell_overlaps(pg, done, cells[i])) ++sunk;   // its memory is gone: on no list now
+    else back->add(cells[i]);
+  }
+  if (sunk) note(h, pg, sunk, done);
+  return given;
+}
+
+// Take h's remote stack and what the last sink parked, give back what those cells alone cover, and
+// park the rest (RemoteStack::parked): the stack stays empty, so that the next free onto it notes
+// the purger again. The cells are sorted out by segment first (the stack runs in the order they were
+// freed), so that a page's held cells are all looked at together, with a buffer of at most a
+// segment's cells.
+size_t sink_heap(Heap* h) {
+  Segment* segs = nullptr;
+  uint32_t most = 0;
+  for (Block* chain : {h->remote.head.exchange(nullptr, std::memory_order_acquire),
+                       h->remote.parked.exchange(nullptr, std::memory_order_acquire)}) {
+    for (Block* b = chain; b;) {
+      Block* next = b->next;
+      Segment* s = segment_of(b);
+      if (s->sink_count == 0) {
+        s->sink_next = segs;
+        segs = s;
+      }
+      b->next = s->sink_cells;
+      s->sink_cells = b;
+      most = std::max(most, ++s->sink_count);
+      b = next;
+    }
+  }
+  size_t buf_bytes = os::page_round(size_t(most) * sizeof(Block*));
+  auto** buf = segs ? static_cast<Block**>(os::map(buf_bytes)) : nullptr;
+  Chain back;
+  size_t given = 0;
+  for (Segment* s = segs; s;) {
+    Segment* next_seg = s->sink_next;
+    if (buf) {
+      size_t n = 0;
+      for (Block* b = s->sink_cells; b; b = b->next) buf[n++] = b;
+      std::sort(buf, buf + n);
+      // A cell twice on the stack was freed twice (one whose tag went with a sunk OS page, sink.h):
+      // count it once, and send it back once.
+      n = size_t(std::unique(buf, buf + n) - buf);
+      for (size_t i = 0; i < n;) {
+        Page* pg = page_of(s, buf[i]);
+        size_t j = i + 1;
+        while (j < n && page_of(s, buf[j]) == pg) ++j;
+        given += sink_page(h, pg, buf + i, j - i, &back);
+        i = j;
+      }
+    } else {   // no memory for the buffer: all of them back as they are
+      for (Block* b = s->sink_cells; b;) {
+        Block* next = b->next;
+        back.add(b);
+        b = next;
+      }
+    }
+    s->sink_cells = nullptr;
+    s->sink_count = 0;
+    s->sink_next = nullptr;
+    s = next_seg;
+  }
+  if (buf) os::unmap(buf, buf_bytes);
+  // Only the purger sets `parked`, and it took it above: nothing there to keep.
+  h->remote.parked.store(back.first, std::memory_order_release);
+  return given;
+}
+}  // namespace
+
+bool heaps_sink_idle(long delay) {
+  const int64_t now = os::now_ms();
+  const int64_t wait = delay > 0 ? delay : 1;
+  bool watching = false;
+  for (Heap* h = heaps_all(); h; h = h->all_next) {
+    if (h->orphan || h->stranded) continue;
+    uint32_t tick = __atomic_load_n(&h->tick, __ATOMIC_RELAXED);
+    Block* head = h->remote.head.load(std::memory_order_relaxed);
+    // Nothing new since the last sink (which leaves the stack empty), or a pooled heap (the purger's
+    // drain of exited threads' heaps collects it as an owner would): nothing to watch.
+    if (!head || h->remote.abandoned.load(std::memory_order_relaxed)) {
+      h->sink_since = 0;
+      continue;
+    }
+    if (h->sink_since == 0) {   // frees wait: watch whether the owner takes a slow path
+      h->sink_since = now;
+      h->sink_tick = tick;
+      watching = true;
+      continue;
+    }
+    if (tick != h->sink_tick) {   // it did: it collects by itself; a later first free notes again
+      h->sink_since = 0;
+      h->sink_rounds = 0;
+      continue;
+    }
+    int64_t due = std::max(h->sink_since + wait, h->sink_at + (wait << std::min(h->sink_rounds, 10u)));
+    if (now < due) {
+      watching = true;
+      continue;
+    }
+    sink_heap(h);
+    h->sink_at = now;
+    h->sink_rounds++;
+    h->sink_since = 0;
+  }
+  return watching;
+}
+
+}  // namespace km
