@@ -128,6 +128,7 @@ int trim() {
     heap_collect(h, false);
   }
   heaps_drain_abandoned();
+  purge_sink_all();   // other live threads' heaps: what others freed into them
   purge_expired(INT64_MAX);
   segment_flush_spares();   // trim gives back the address space kept for reuse too
   return os::counters().purged_bytes + os::counters().munmap_count != before;

@@ -129,6 +129,11 @@ size_t purge_expired(int64_t cutoff_ms) {
   return purge_pass(cutoff_ms);
 }
 
+void purge_sink_all() {
+  LockGuard pass(g_pass_lock);
+  heaps_sink_all();
+}
+
 void purge_poll(bool threaded) {
   int state = g_thread_state.load(std::memory_order_relaxed);
   if (state == 1) return;   // the thread runs: the note woke it

@@ -12,6 +12,8 @@ namespace km {
 void purge_poll(bool threaded = false);
 // Purge everything freed at or before cutoff_ms (INT64_MAX: everything). Returns bytes released.
 size_t purge_expired(int64_t cutoff_ms);
+// malloc_trim: give back at once what other threads freed into live heaps (sink.h).
+void purge_sink_all();
 void purge_fork_prepare();
 void purge_fork_parent();
 void purge_fork_child();

@@ -177,4 +177,12 @@ bool heaps_sink_idle(long delay) {
   return watching;
 }
 
+void heaps_sink_all() {
+  for (Heap* h = heaps_all(); h; h = h->all_next) {
+    if (h->orphan || h->stranded || h->remote.abandoned.load(std::memory_order_relaxed)) continue;
+    if (remote_pending(&h->remote) || h->remote.parked.load(std::memory_order_relaxed)) sink_heap(h);
+    h->sink_since = 0;
+  }
+}
+
 }  // namespace km

@@ -45,5 +45,7 @@ namespace km {
 // make the purger sort the same cells every delay). Returns true while some heap is being watched
 // (frees wait on an idle owner, not yet sunk): the purger looks again within the delay.
 bool heaps_sink_idle(long delay);
+// malloc_trim: sink every live heap's waiting frees now, idle or not (with the pass lock held).
+void heaps_sink_all();
 
 }  // namespace km

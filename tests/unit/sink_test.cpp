@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/heap.h"
+#include "core/options.h"
 #include "core/sink.h"
 #include "fresh_heaps.h"
 #include "kmalloc.h"
@@ -185,6 +186,25 @@ TEST(SinkDeathTest, ASecondFreeOfAParkedCellIsCaught) {
         km_free(owner.cell(1));
       },
       "double free");
+}
+
+// malloc_trim gives back at once what other threads freed into an idle heap. Without a purger thread
+// (a fresh process, its option off before any thread starts), nothing else would.
+TEST(SinkDeathTest, TrimGivesItBackAtOnce) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        km::g_options[int(km::Opt::purge_thread)] = 0;
+        IdleOwner owner;
+        size_t full = owner.resident();
+        owner.free_all_but_survivors();
+        usleep(50 * 1000);
+        size_t waiting = owner.resident();
+        km_trim(0);
+        size_t trimmed = owner.resident();
+        _exit(waiting + (1u << 20) >= full && trimmed * 2 < full ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
