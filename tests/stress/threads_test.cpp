@@ -1,11 +1,14 @@
 // Threads and fork under load, in a binary linked with -lkmalloc.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <sys/time.h>
@@ -139,6 +142,84 @@ TEST(Threads, EightThreadsChurningWithContentChecks) {
     free(s.it.p);
   }
   EXPECT_EQ(bad.load(), 0);
+}
+
+// Owners that nap (longer than the purge delay, or not) while other threads free most of what they
+// allocated: the purger sinks their heaps under them (core/sink.h), they wake in the middle of it,
+// some exit and leave their survivors to the next owner, and a thread trims now and then. Every block
+// must read as written until it is freed, and "in use" must come back to where it was.
+TEST(Sink, NappingOwnersKeepTheirBlocksWhileOthersFreeAndThePurgerSinks) {
+  constexpr int kOwners = 4, kFreers = 2;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  std::atomic<long> bad{0}, rounds{0}, sunk_rounds{0};
+  size_t in_use_before = stats().in_use;
+  auto to_free = std::make_unique<Channel>();   // its deque keeps its map: gone before the count
+  std::mutex handoff_m;
+  std::vector<Item> handoff;   // survivors of an owner that exited, for the next one
+  auto owner = [&](int id) {
+    std::mt19937 rng(700 + id);
+    std::vector<Item> mine;
+    {
+      std::lock_guard<std::mutex> g(handoff_m);
+      mine.swap(handoff);
+    }
+    for (int round = 0; std::chrono::steady_clock::now() < deadline; ++round) {
+      for (int i = 0; i < 20000; ++i) {
+        size_t size = rng() % 16 == 0 ? 1000 + rng() % 7000 : 16 + rng() % 500;
+        auto seed = uint32_t(rng());
+        void* p = malloc(size);
+        Stamp::fill(p, size, seed);
+        if (rng() % 10 == 0) mine.push_back(Item{p, size, seed});
+        else to_free->push(Item{p, size, seed});
+      }
+      int nap = int(rng() % 40);   // ms: the purge delay is 10
+      std::this_thread::sleep_for(std::chrono::milliseconds(nap));
+      rounds++;
+      sunk_rounds += nap > 20;
+      for (const Item& it : mine)
+        if (!Stamp::check(it.p, it.size, it.seed)) bad++;
+      for (size_t i = 0; i < mine.size(); i += 2) free(mine[i].p), mine[i].p = nullptr;
+      mine.erase(std::remove_if(mine.begin(), mine.end(), [](const Item& it) { return !it.p; }), mine.end());
+      if (id % 2 == 0 && round % 3 == 2) break;   // exit: the next owner takes the survivors
+    }
+    std::lock_guard<std::mutex> g(handoff_m);
+    handoff.insert(handoff.end(), mine.begin(), mine.end());
+  };
+  std::vector<std::thread> freers;
+  for (int f = 0; f < kFreers; ++f)
+    freers.emplace_back([&, f] {
+      Item it;
+      for (long n = 0; to_free->pop(&it); ++n) {
+        if (!Stamp::check(it.p, it.size, it.seed)) bad++;
+        free(it.p);
+        if (f == 0 && n % 200000 == 199999) km_trim(0);   // sinks every live heap at once
+      }
+    });
+  std::vector<std::thread> owners;
+  for (int o = 0; o < kOwners; ++o) owners.emplace_back(owner, o);
+  // Owners that exit are replaced until the deadline.
+  for (int next = kOwners; std::chrono::steady_clock::now() < deadline; ++next) {
+    for (auto& t : owners)
+      if (t.joinable()) {
+        t.join();
+        t = std::thread(owner, next);
+        break;
+      }
+  }
+  for (auto& t : owners)
+    if (t.joinable()) t.join();
+  to_free->close();
+  for (auto& t : freers) t.join();
+  to_free.reset();
+  for (const Item& it : handoff) {
+    if (!Stamp::check(it.p, it.size, it.seed)) bad++;
+    free(it.p);
+  }
+  std::vector<Item>().swap(handoff);
+  EXPECT_EQ(bad.load(), 0) << "a block was overwritten";
+  EXPECT_GT(sunk_rounds.load(), 10) << rounds.load() << " rounds";
+  km_trim(0);
+  EXPECT_LE(stats().in_use, in_use_before + (4u << 10)) << "in use did not come back";
 }
 
 TEST(Threads, TenThousandThreadsLeaveNoGrowthBehind) {
