@@ -10,13 +10,14 @@
 #include "core/heap.h"
 #include "core/segment.h"
 #include "core/thin.h"
+#include "fresh_heaps.h"
 #include "kmalloc.h"
 #include "platform/os.h"
 
 namespace {
 
 TEST(Thin, ASparsePageGivesItsFreeOsPagesBackAndTakesThemAgain) {
-  std::thread([] {
+  km_test::in_thread([] {   // a page of its own, not one adopted from an earlier test's exited thread
     // Cells of 256 B: 256 to a 64 KiB page, 16 to an OS page. Fill 4 pages, keep one cell in 64
     // (one per 4 OS pages), free the rest.
     constexpr size_t kCell = 256;
@@ -53,51 +54,18 @@ TEST(Thin, ASparsePageGivesItsFreeOsPagesBackAndTakesThemAgain) {
     for (unsigned char* p : kept) EXPECT_NE(p[0], 0xEE) << "a live cell was handed out again";
     for (unsigned char* p : again) km_free(p);
     for (unsigned char* p : kept) km_free(p);
-  }).join();
-}
-
-// The periodic pass leaves alone a sparse page malloc refilled from since the last pass (its free
-// cells are in the lane's rotation: purging them costs a fault per OS page when they are handed out
-// again), and thins it the pass after if malloc has not come back to it.
-TEST(Thin, ThePeriodicPassSkipsAPageRefilledFromSinceTheLastPass) {
-  std::thread([] {
-    // The passes are this test's own: none may run inside the slow paths below (every 64th, once
-    // the delay has passed since the heap's last), or whether `first` was refilled "since the last
-    // pass" would depend on where the heap's tick count stood. (Not a longer delay: the purger
-    // thread would sleep on it.)
-    km_free(km_malloc(16));   // the heap is set up (another lane)
-    km::tl_heap->thin_ms = INT64_MAX / 2;
-    constexpr size_t kCell = 256;   // 256 to a 64 KiB page, 16 to an OS page
-    std::vector<unsigned char*> all;
-    for (int i = 0; i < 4 * 256 + 8; ++i) all.push_back(static_cast<unsigned char*>(km_malloc(kCell)));
-    km::Page* first = km::page_of(km::segment_of(all[0]), all[0]);
-    std::vector<unsigned char*> kept;
-    for (size_t i = 0; i < all.size(); ++i) {
-      if (i % 64 == 0) kept.push_back(all[i]);
-      else km_free(all[i]);
-    }
-    km::Heap* h = km::tl_heap;
-    ASSERT_NE(h->lane_page[first->lane], first) << "the test needs a page that is not current";
-    ASSERT_TRUE(km::page_thin_candidate(first));
-    // malloc refilled from `first` while the first 256 cells were handed out: this pass skips it.
-    km::heap_thin(h, false);
-    EXPECT_EQ(first->dropped, 0u) << "a page in the lane's rotation was thinned";
-    EXPECT_EQ(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize);
-    // Nothing was taken from it since: the next pass thins it.
-    km::heap_thin(h, false);
-    EXPECT_GT(first->dropped, 0u);
-    EXPECT_LE(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize / 4 + 4096);
-    for (unsigned char* p : kept) km_free(p);
-    km::tl_heap->thin_ms = 0;   // the heap goes to the pool: its next thread thins as usual
-  }).join();
+  });
 }
 
 // Sparse pages of 256-byte cells (16 to an OS page) in a thread of their own, the cells i with
 // keep(i) kept and the rest freed; f gets the first page (not its lane's current page), the kept
-// cells are freed after.
+// cells are freed after. The thinning passes are the test's own: none runs inside the slow paths
+// here (every 64th, once the delay has passed since the heap's last), or whether `first` was
+// refilled "since the last pass" would depend on where the heap's tick count stood. (Not a longer
+// purge delay: the purger thread would sleep on it.)
 template <class Keep, class F>
 void with_sparse_page(Keep keep, F f) {
-  std::thread([&] {
+  km_test::in_thread([&] {
     km_free(km_malloc(16));   // the heap is set up (another lane)
     km::tl_heap->thin_ms = INT64_MAX / 2;   // no periodic pass inside the mallocs below
     std::vector<void*> all, kept;
@@ -107,11 +75,29 @@ void with_sparse_page(Keep keep, F f) {
       if (keep(i)) kept.push_back(all[i]);
       else km_free(all[i]);
     }
-    ASSERT_NE(km::tl_heap->lane_page[first->lane], first);
+    ASSERT_NE(km::tl_heap->lane_page[first->lane], first) << "the test needs a page that is not current";
     f(first, kept);
     for (void* p : kept) km_free(p);
-    km::tl_heap->thin_ms = 0;
-  }).join();
+    km::tl_heap->thin_ms = 0;   // the heap goes to the pool: its next thread thins as usual
+  });
+}
+
+// The periodic pass leaves alone a sparse page malloc refilled from since the last pass (its free
+// cells are in the lane's rotation: purging them costs a fault per OS page when they are handed out
+// again), and thins it the pass after if malloc has not come back to it.
+TEST(Thin, ThePeriodicPassSkipsAPageRefilledFromSinceTheLastPass) {
+  with_sparse_page([](size_t i) { return i % 64 == 0; }, [](km::Page* first, std::vector<void*>&) {
+    km::Heap* h = km::tl_heap;
+    ASSERT_TRUE(km::page_thin_candidate(first));
+    // malloc refilled from `first` while the first 256 cells were handed out: this pass skips it.
+    km::heap_thin(h, false);
+    EXPECT_EQ(first->dropped, 0u) << "a page in the lane's rotation was thinned";
+    EXPECT_EQ(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize);
+    // Nothing was taken from it since: the next pass thins it.
+    km::heap_thin(h, false);
+    EXPECT_GT(first->dropped, 0u);
+    EXPECT_LE(km::os::resident_in(first->start, km::kSlotSize), km::kSlotSize / 4 + 4096);
+  });
 }
 
 // Each run of free OS pages costs a system call, and with other threads running a TLB shootdown:
