@@ -8,6 +8,7 @@
 #include "core/mesh.h"
 #include "core/options.h"
 #include "core/purge_work.h"
+#include "core/sink.h"
 #include "core/stats.h"
 #include "platform/os.h"
 
@@ -169,6 +170,11 @@ void stats_print() {
       .num(st.heaps).str("\n").emit();
   m.str("  os calls      mmap ").num(st.mmap_count).str(", munmap ").num(st.munmap_count).str(", purge ")
       .num(st.purge_count).str(" (").bytes(st.purged).str(")\n").emit();
+  size_t sinks, sunk;
+  sink_totals(&sinks, &sunk);
+  if (sinks)
+    m.str("  idle heaps    ").num(sinks).str(" sinks gave back ").bytes(sunk)
+        .str(" (frees by other threads into idle threads' heaps)\n").emit();
   // What meshing would give back (an estimate: kmalloc does not mesh), for the README's question.
   MeshEstimate me;
   if (mesh_estimate(&me) && me.resident)

@@ -47,5 +47,7 @@ namespace km {
 bool heaps_sink_idle(long delay);
 // malloc_trim: sink every live heap's waiting frees now, idle or not (with the pass lock held).
 void heaps_sink_all();
+// Sinks so far that gave anything back, and the bytes they gave back (the KMALLOC_STATS summary).
+void sink_totals(size_t* sinks, size_t* bytes);
 
 }  // namespace km
