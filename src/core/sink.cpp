@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/heap.h"
+#include "core/purge_work.h"
 #include "core/thin.h"
 #include "platform/os.h"
 
@@ -141,6 +142,11 @@ size_t sink_heap(Heap* h) {
   if (buf) os::unmap(buf, buf_bytes);
   // Only the purger sets `parked`, and it took it above: nothing there to keep.
   h->remote.parked.store(back.first, std::memory_order_release);
+  // The owner may have exited meanwhile, its exit's collection done: the purger's drain of pooled
+  // heaps takes what was left here (thread_exit looks after marking it abandoned: one of the two
+  // sees the other).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if ((back.first || given) && h->remote.abandoned.load(std::memory_order_relaxed)) purge_work_note();
   if (given) {
     g_sinks.fetch_add(1, std::memory_order_relaxed);
     g_sunk_bytes.fetch_add(given, std::memory_order_relaxed);

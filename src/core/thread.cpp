@@ -33,8 +33,10 @@ void thread_exit(void* arg) {
   g_live_heaps.fetch_sub(1, std::memory_order_relaxed);
   h->remote.abandoned.store(true, std::memory_order_seq_cst);
   pool_put(h, h->segments != nullptr);
-  // Frees that came in before it was marked abandoned noted nothing: the purger drains them.
-  if (remote_pending(&h->remote)) purge_work_note();
+  // Frees that came in before it was marked abandoned noted nothing, nor did what a sink left after
+  // the collection above (sink.h): the purger drains them.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (remote_waiting(h)) purge_work_note();
 }
 
 // The calling thread's first slow path: adopt a heap from the pool, or make one.
