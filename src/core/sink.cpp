@@ -157,7 +157,7 @@ size_t sink_heap(Heap* h) {
 
 bool heaps_sink_idle(long delay) {
   const int64_t now = os::now_ms();
-  const int64_t wait = delay > 0 ? delay : 1;
+  const int64_t wait = (delay > 0 ? delay : 1) * kSinkDelays;
   bool watching = false;
   for (Heap* h = heaps_all(); h; h = h->all_next) {
     if (h->orphan || h->stranded) continue;

@@ -230,7 +230,8 @@ TEST(Sink, OwnersWakingDuringSinksKeepTheirCells) {
         std::lock_guard<std::mutex> g(m);
         to_free.insert(to_free.end(), handed.begin(), handed.end());
       }
-      usleep(((seed + round) % 4) * 8 * 1000);   // 0-24 ms: around the purge delay
+      // 0-16 ms, or 200 ms once in four rounds: past the idle wait (16 purge delays) for a sink
+      usleep((seed + round) % 4 == 3 ? 200 * 1000 : ((seed + round) % 4) * 8 * 1000);
       for (const Item& it : mine)
         bad += !std::all_of(it.p, it.p + kCell, [&](unsigned char c) { return c == it.v; });
     }
