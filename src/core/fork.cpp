@@ -49,7 +49,7 @@ void fork_child() {
   segments_fork_child(whole);
   meta_fork_child(whole);
   threads_fork_child(whole);
-  purge_fork_child();
+  purge_fork_child(whole);
   tl_locks_held = 0;
 }
 }  // namespace

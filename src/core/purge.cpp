@@ -29,6 +29,9 @@ std::atomic<int64_t> g_last_pass{0};
 std::atomic<int64_t> g_last_look{0};   // purge_inline's last look at the dirty bytes
 std::atomic<bool> g_inline_pending{false};   // purge_inline left work for a later poll
 SpinLock g_pass_lock;                   // one pass at a time; first in the fork lock order
+std::atomic<int> g_pass_waiters{0};     // forks waiting for g_pass_lock (purge_pass_yield)
+SpinLock g_sink_lock;                   // one sink at a time (sink.h); before g_pass_lock, never
+                                        // taken by a fork: its child resets it
 // Purging memory that is about to be reused costs a page fault per page on its next use (a burst
 // that frees 250 MiB and allocates it again 5 ms later), so only memory past its delay is purged,
 // more often while much waits; past the hard cap, all of it.
@@ -68,7 +71,8 @@ size_t purge_pass(int64_t cutoff_ms) {
     heaps_drain_abandoned();
     bool watching;
     {
-      LockGuard pass(g_pass_lock);   // a fork waits for a sink under way (sink.h)
+      LockGuard sinking(g_sink_lock);
+      LockGuard pass(g_pass_lock);   // let go between the sink's steps (purge_pass_yield)
       watching = heaps_sink_idle(delay);
     }
     bool pending = watching || work_left();
@@ -130,8 +134,16 @@ size_t purge_expired(int64_t cutoff_ms) {
 }
 
 void purge_sink_all() {
+  LockGuard sinking(g_sink_lock);
   LockGuard pass(g_pass_lock);
   heaps_sink_all();
+}
+
+void purge_pass_yield() {
+  if (g_pass_waiters.load(std::memory_order_acquire) == 0) return;
+  g_pass_lock.unlock();
+  while (g_pass_waiters.load(std::memory_order_acquire) != 0) os::yield();   // it has the lock
+  g_pass_lock.lock();
 }
 
 void purge_poll(bool threaded) {
@@ -148,10 +160,19 @@ void purge_poll(bool threaded) {
   purge_inline(delay);
 }
 
-void purge_fork_prepare() { g_pass_lock.lock(); }
+// A sink under way lets the lock go between its steps when a fork waits (purge_pass_yield), so a
+// fork waits for one step, not for the whole sink.
+void purge_fork_prepare() {
+  g_pass_waiters.fetch_add(1, std::memory_order_acq_rel);
+  g_pass_lock.lock();
+  g_pass_waiters.fetch_sub(1, std::memory_order_acq_rel);
+}
 void purge_fork_parent() { g_pass_lock.unlock(); }
-void purge_fork_child() {
+void purge_fork_child(bool whole) {
   g_pass_lock.reset_in_child();
+  g_sink_lock.reset_in_child();
+  g_pass_waiters.store(0, std::memory_order_relaxed);
+  sink_fork_child(whole);   // a sink the purger had under way (it paused between two steps)
   purge_work_fork_child();
   if (g_thread_state.load() == 1) g_thread_state.store(0);   // the thread did not come along
 }

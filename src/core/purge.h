@@ -14,7 +14,10 @@ void purge_poll(bool threaded = false);
 size_t purge_expired(int64_t cutoff_ms);
 // malloc_trim: give back at once what other threads freed into live heaps (sink.h).
 void purge_sink_all();
+// Between two steps of a long job under the pass lock (a sink): if a fork waits for the lock, let
+// it take the lock first.
+void purge_pass_yield();
 void purge_fork_prepare();
 void purge_fork_parent();
-void purge_fork_child();
+void purge_fork_child(bool whole);   // whole: prepare took every lock
 }  // namespace km

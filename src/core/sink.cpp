@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <initializer_list>
 #include <cstdint>
 
 #include "core/heap.h"
+#include "core/purge.h"
 #include "core/purge_work.h"
 #include "core/thin.h"
 #include "platform/os.h"
@@ -84,73 +84,109 @@ size_t sink_page(Heap* h, Page* pg, Block** cells, size_t n, Chain* back) {
   return given;
 }
 
+// The sink under way, between two of its steps, when it may let the pass lock go (purge_pass_yield):
+// all that a fork child must hand back to the heap (sink_fork_child). Under g_sink_lock (purge.cpp).
+struct Sinking {
+  Heap* h;
+  Block* pending[2];   // cells taken and not yet sorted out by segment: the stack's, the parked
+  Segment* segs;    // segments with cells sorted out (Segment::sink_*), not yet looked at
+  Chain back;       // cells looked at and not given back: parked at the end
+  Block** buf;      // the sort buffer (a mapping of buf_bytes)
+  size_t buf_bytes;
+};
+Sinking g_sinking;
+// Cells sorted out by segment between two pauses: a few milliseconds of cache misses.
+constexpr size_t kSortOutStep = 64 * 1024;
+
+// Sort g_sinking.pending out by segment (Segment::sink_*). Returns the most cells of one segment.
+uint32_t sort_out() {
+  Sinking& k = g_sinking;
+  uint32_t most = 0;
+  for (Block*& pending : k.pending) {
+    while (pending) {
+      for (size_t n = 0; pending && n < kSortOutStep; ++n) {
+        Block* b = pending;
+        pending = b->next;
+        Segment* s = segment_of(b);
+        if (s->sink_count == 0) {
+          s->sink_next = k.segs;
+          k.segs = s;
+        }
+        b->next = s->sink_cells;
+        s->sink_cells = b;
+        most = std::max(most, ++s->sink_count);
+      }
+      purge_pass_yield();
+    }
+  }
+  return most;
+}
+
+// Segment s's cells: give back what they alone cover, the rest into g_sinking.back.
+size_t sink_segment(Segment* s) {
+  Sinking& k = g_sinking;
+  size_t given = 0;
+  if (k.buf) {
+    size_t n = 0;
+    for (Block* b = s->sink_cells; b; b = b->next) k.buf[n++] = b;
+    std::sort(k.buf, k.buf + n);
+    // A cell twice on the stack was freed twice (one whose tag went with a sunk OS page, sink.h):
+    // count it once, and send it back once.
+    n = size_t(std::unique(k.buf, k.buf + n) - k.buf);
+    for (size_t i = 0; i < n;) {
+      Page* pg = page_of(s, k.buf[i]);
+      size_t j = i + 1;
+      while (j < n && page_of(s, k.buf[j]) == pg) ++j;
+      given += sink_page(k.h, pg, k.buf + i, j - i, &k.back);
+      i = j;
+    }
+  } else {   // no memory for the buffer: all of them back as they are
+    for (Block* b = s->sink_cells; b;) {
+      Block* next = b->next;
+      k.back.add(b);
+      b = next;
+    }
+  }
+  s->sink_cells = nullptr;
+  s->sink_count = 0;
+  return given;
+}
+
 // Take h's remote stack and what the last sink parked, give back what those cells alone cover, and
 // park the rest (RemoteStack::parked): the stack stays empty, so that the next free onto it notes
 // the purger again. The cells are sorted out by segment first (the stack runs in the order they were
 // freed), so that a page's held cells are all looked at together, with a buffer of at most a
-// segment's cells.
+// segment's cells. Half a gigabyte of cells takes about a second, mostly cache misses: the pass
+// lock is let go between steps of a few milliseconds for a fork that waits (purge_pass_yield).
 size_t sink_heap(Heap* h) {
-  Segment* segs = nullptr;
-  uint32_t most = 0;
-  for (Block* chain : {h->remote.head.exchange(nullptr, std::memory_order_acquire),
-                       h->remote.parked.exchange(nullptr, std::memory_order_acquire)}) {
-    for (Block* b = chain; b;) {
-      Block* next = b->next;
-      Segment* s = segment_of(b);
-      if (s->sink_count == 0) {
-        s->sink_next = segs;
-        segs = s;
-      }
-      b->next = s->sink_cells;
-      s->sink_cells = b;
-      most = std::max(most, ++s->sink_count);
-      b = next;
-    }
-  }
-  size_t buf_bytes = os::page_round(size_t(most) * sizeof(Block*));
-  auto** buf = segs ? static_cast<Block**>(os::map(buf_bytes)) : nullptr;
-  Chain back;
+  Sinking& k = g_sinking;
+  k = Sinking{};
+  k.h = h;
+  k.pending[0] = h->remote.head.exchange(nullptr, std::memory_order_acquire);
+  k.pending[1] = h->remote.parked.exchange(nullptr, std::memory_order_acquire);
+  uint32_t most = sort_out();
+  k.buf_bytes = os::page_round(size_t(most) * sizeof(Block*));
+  k.buf = k.segs ? static_cast<Block**>(os::map(k.buf_bytes)) : nullptr;
   size_t given = 0;
-  for (Segment* s = segs; s;) {
-    Segment* next_seg = s->sink_next;
-    if (buf) {
-      size_t n = 0;
-      for (Block* b = s->sink_cells; b; b = b->next) buf[n++] = b;
-      std::sort(buf, buf + n);
-      // A cell twice on the stack was freed twice (one whose tag went with a sunk OS page, sink.h):
-      // count it once, and send it back once.
-      n = size_t(std::unique(buf, buf + n) - buf);
-      for (size_t i = 0; i < n;) {
-        Page* pg = page_of(s, buf[i]);
-        size_t j = i + 1;
-        while (j < n && page_of(s, buf[j]) == pg) ++j;
-        given += sink_page(h, pg, buf + i, j - i, &back);
-        i = j;
-      }
-    } else {   // no memory for the buffer: all of them back as they are
-      for (Block* b = s->sink_cells; b;) {
-        Block* next = b->next;
-        back.add(b);
-        b = next;
-      }
-    }
-    s->sink_cells = nullptr;
-    s->sink_count = 0;
+  while (Segment* s = k.segs) {
+    given += sink_segment(s);
+    k.segs = s->sink_next;
     s->sink_next = nullptr;
-    s = next_seg;
+    purge_pass_yield();
   }
-  if (buf) os::unmap(buf, buf_bytes);
+  if (k.buf) os::unmap(k.buf, k.buf_bytes);
   // Only the purger sets `parked`, and it took it above: nothing there to keep.
-  h->remote.parked.store(back.first, std::memory_order_release);
+  h->remote.parked.store(k.back.first, std::memory_order_release);
   // The owner may have exited meanwhile, its exit's collection done: the purger's drain of pooled
   // heaps takes what was left here (thread_exit looks after marking it abandoned: one of the two
   // sees the other).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if ((back.first || given) && h->remote.abandoned.load(std::memory_order_relaxed)) purge_work_note();
+  if ((k.back.first || given) && h->remote.abandoned.load(std::memory_order_relaxed)) purge_work_note();
   if (given) {
     g_sinks.fetch_add(1, std::memory_order_relaxed);
     g_sunk_bytes.fetch_add(given, std::memory_order_relaxed);
   }
+  k = Sinking{};
   return given;
 }
 }  // namespace
@@ -196,6 +232,37 @@ bool heaps_sink_idle(long delay) {
 void sink_totals(size_t* sinks, size_t* bytes) {
   *sinks = g_sinks.load(std::memory_order_relaxed);
   *bytes = g_sunk_bytes.load(std::memory_order_relaxed);
+}
+
+void sink_fork_child(bool whole) {
+  Sinking& k = g_sinking;
+  if (whole && k.h) {
+    // Everything it held, parked as one chain: the cells to sort out, those of each segment not
+    // looked at yet, and those looked at and kept.
+    Block* all = k.back.first;
+    auto append = [&all](Block* chain) {
+      if (!chain) return;
+      Block* last = chain;
+      while (last->next) last = last->next;
+      last->next = all;
+      all = chain;
+    };
+    append(k.pending[0]);
+    append(k.pending[1]);
+    for (Segment* s = k.segs; s;) {
+      Segment* next = s->sink_next;
+      append(s->sink_cells);
+      s->sink_cells = nullptr;
+      s->sink_count = 0;
+      s->sink_next = nullptr;
+      s = next;
+    }
+    k.h->remote.parked.store(all, std::memory_order_relaxed);
+    if (k.buf) os::unmap(k.buf, k.buf_bytes);
+  }
+  // Without the locks the purger may have been anywhere in a step: its cells stay with it (a leak
+  // in this child, never a cell handed out twice), as a torn heap's do.
+  k = Sinking{};
 }
 
 void heaps_sink_all() {

@@ -17,9 +17,10 @@
 // so that the next free onto it notes the purger again, and the next sink looks at the parked cells
 // with the new ones (an OS page may be all free by then).
 //
-// Who touches what: the purger, under the purge pass lock (so a fork never sees it half done, and no
-// two passes run at once), owns the cells from the exchange until they are parked, the Segment::sink_*
-// fields and the Heap::sink_* fields. A page's note goes from purger to collector through
+// Who touches what: the purger (or a trim), under the sink lock for the whole sink and the purge
+// pass lock for each step of it (purge.cpp: a fork takes the pass lock, and finds the sink paused
+// between two steps, which sink_fork_child can hand back), owns the cells from the exchange until
+// they are parked, the Segment::sink_* fields and the Heap::sink_* fields. A page's note goes from purger to collector through
 // Page::sunk_state (page.h), a tiny lock that either side holds for a few loads and stores; the purger
 // adds to a note the collector has not taken yet. The purger reads the page's geometry (set up before
 // any of its cells was handed out) and owner, never its lists or counts. The owner's thinning purges
@@ -45,15 +46,19 @@ namespace km {
 // next burst (a 3-thread server whose acceptor naps 20 ms: page faults 4.8K -> 11K and 10% more
 // time with a sink after one delay; as before with this many).
 constexpr long kSinkDelays = 16;
-// One look at every live heap (the purger's pass, with the pass lock held): sink the stacks whose
-// frees have waited kSinkDelays * `delay` ms on an owner that took no slow path since. A heap sunk
-// before waits twice as long for each sink in a row while its owner stays idle (new frees trickling
-// in must not make the purger sort the same cells again and again). Returns true while some heap is being watched
-// (frees wait on an idle owner, not yet sunk): the purger looks again within the delay.
+// One look at every live heap (the purger's pass, with the sink and pass locks held): sink the
+// stacks whose frees have waited kSinkDelays * `delay` ms on an owner that took no slow path since.
+// A heap sunk before waits twice as long for each sink in a row while its owner stays idle (new
+// frees trickling in must not make the purger sort the same cells again and again). Returns true
+// while some heap is being watched (frees wait on an idle owner, not yet sunk): the purger looks
+// again within the delay.
 bool heaps_sink_idle(long delay);
-// malloc_trim: sink every live heap's waiting frees now, idle or not (with the pass lock held).
+// malloc_trim: sink every live heap's waiting frees now, idle or not (with both locks held).
 void heaps_sink_all();
 // Sinks so far that gave anything back, and the bytes they gave back (the KMALLOC_STATS summary).
 void sink_totals(size_t* sinks, size_t* bytes);
+// A fork child: the cells of a sink the purger had under way go to their heap's parked list (whole:
+// the fork took the pass lock, so the sink was paused between two steps).
+void sink_fork_child(bool whole);
 
 }  // namespace km

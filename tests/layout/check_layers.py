@@ -38,8 +38,8 @@ CORE_LAYERS = [
     ("base", ["config", "zero", "lock", "diag", "options", "size_class", "stats", "meta"]),
     ("memory", ["page", "secure", "thin", "segment", "huge", "invariants", "remote", "purge_work",
                 "runtime"]),
-    ("heaps", ["heap", "foreign", "pool", "span", "thread", "sink"]),
-    ("purge", ["purge"]),
+    ("heaps", ["heap", "foreign", "pool", "span", "thread"]),
+    ("purge", ["purge", "sink"]),
     ("entry", ["entry", "fork", "mesh", "report"]),
 ]
 CORE_RANK = {name: i for i, (_, names) in enumerate(CORE_LAYERS) for name in names}

@@ -223,6 +223,64 @@ TEST(Sink, NappingOwnersKeepTheirBlocksWhileOthersFreeAndThePurgerSinks) {
   EXPECT_LE(stats().in_use, in_use_before + (4u << 10)) << "in use did not come back";
 }
 
+// fork() while the purger sinks an idle heap: the fork waits for one step of the sink, not for all of
+// it, and its child gets every cell the sink held back (core/sink.h: sink_fork_child). Here every
+// cell was freed by another thread, so the child's trim empties the idle heap's pages and gives back
+// its segments; a cell lost in the child would keep its page, and its segment, for ever.
+TEST(Sink, ForkChildrenOfASinkingProcessGetEveryCellBack) {
+  km_trim(0);
+  const size_t segments_before = stats().segments;
+  std::mutex m;
+  std::condition_variable cv;
+  bool allocated = false, released = false;
+  std::vector<void*> cells;
+  std::thread owner([&] {
+    std::vector<void*> mine;
+    for (int i = 0; i < (1 << 20); ++i) {
+      void* p = malloc(64);
+      memset(p, 1, 64);
+      mine.push_back(p);
+    }
+    std::unique_lock<std::mutex> l(m);
+    cells.swap(mine);
+    allocated = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return released; });   // idle while the cells are freed and sunk
+  });
+  {
+    std::unique_lock<std::mutex> l(m);
+    cv.wait(l, [&] { return allocated; });
+  }
+  std::thread([&] {
+    for (void* p : cells) free(p);
+  }).join();
+  int forks = 0, failed = 0;
+  double worst_ms = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(900);
+  while (std::chrono::steady_clock::now() < until) {
+    auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = fork();
+    if (pid == 0) {
+      km_trim(0);   // drains the exited owner's heap (pooled here), sink leftovers included
+      _exit(stats().segments <= segments_before + 1 ? 0 : 1);
+    }
+    worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ++forks;
+    failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  {
+    std::lock_guard<std::mutex> l(m);
+    released = true;
+  }
+  cv.notify_all();
+  owner.join();
+  EXPECT_EQ(failed, 0) << "of " << forks << " children, some kept the idle heap's segments";
+  RecordProperty("worst_fork_ms", int(worst_ms));
+}
+
 TEST(Threads, TenThousandThreadsLeaveNoGrowthBehind) {
   auto run_batch = [](int n) {
     for (int i = 0; i < n; i += 8) {
