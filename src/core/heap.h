@@ -149,11 +149,8 @@ void collect_remote(Heap* h);
 void collect_remote_slice(Heap* h, size_t limit);
 // Cells other threads freed to h wait, on its stack, in its backlog or parked by the purger, or the
 // purger left sink notes (sink.h).
-KM_INLINE bool remote_waiting(const Heap* h) {
-  return h->remote_backlog || remote_pending(&h->remote) ||
-         h->remote.parked.load(std::memory_order_relaxed) != nullptr ||
-         h->remote.sunk.load(std::memory_order_relaxed) != nullptr;
-}
+// Whoever runs h (its owner, or the holder of a pooled heap).
+KM_INLINE bool remote_waiting(const Heap* h) { return h->remote_backlog || remote_anything(&h->remote); }
 // Give back the free OS pages of h's sparse pages (thin.h) but the current ones and, unless `all`,
 // those malloc refilled from since the last pass (the periodic pass; trim and exit thin all).
 void heap_thin(Heap* h, bool all);

@@ -70,6 +70,13 @@ KM_INLINE Block* remote_take_parked(RemoteStack* s) {
   if (s->parked.load(std::memory_order_relaxed) == nullptr) return nullptr;
   return s->parked.exchange(nullptr, std::memory_order_acquire);
 }
+// Anything other threads left on the stack for its collector: cells, parked cells or sink notes.
+// Any thread (only atomics are read).
+KM_INLINE bool remote_anything(const RemoteStack* s) {
+  return s->head.load(std::memory_order_relaxed) != nullptr ||
+         s->parked.load(std::memory_order_relaxed) != nullptr ||
+         s->sunk.load(std::memory_order_relaxed) != nullptr;
+}
 // A page with a sink note, onto the stack's sunk list (one CAS).
 void remote_push_sunk(RemoteStack* to, Page* pg);
 // The collector: every page with a sink note (nullptr when none).

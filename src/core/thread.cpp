@@ -34,9 +34,10 @@ void thread_exit(void* arg) {
   h->remote.abandoned.store(true, std::memory_order_seq_cst);
   pool_put(h, h->segments != nullptr);
   // Frees that came in before it was marked abandoned noted nothing, nor did what a sink left after
-  // the collection above (sink.h): the purger drains them.
+  // the collection above (sink.h): the purger drains them. (Pooled, the heap is no longer this
+  // thread's: only its shared words are read; the collection above emptied its backlog.)
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (remote_waiting(h)) purge_work_note();
+  if (remote_anything(&h->remote)) purge_work_note();
 }
 
 // The calling thread's first slow path: adopt a heap from the pool, or make one.
