@@ -373,9 +373,10 @@ void collect_sunk(Heap* h, Page* pg) {
          st = kSunkListed)
       os::cpu_relax();
     uint32_t n = pg->sunk_cells;
+    uint64_t* bits = sunk_bits(segment_of(pg->start), pg);
     for (unsigned i = 0; i < 4; ++i) {
-      pg->thinned[i] |= pg->sunk_bits[i];
-      pg->sunk_bits[i] = 0;
+      pg->thinned[i] |= bits[i];
+      bits[i] = 0;
     }
     pg->sunk_cells = 0;
     __atomic_store_n(&pg->sunk_state, kSunkNone, __ATOMIC_RELEASE);

@@ -69,9 +69,10 @@ struct Page {
   uint8_t sunk_state;     // atomic
   uint32_t sunk_cells;    // cells of the note: off every list, still counted in `used`
   Page* sunk_next;        // on RemoteStack::sunk
-  uint64_t sunk_bits[4];  // the OS pages given back
+  // (the note's OS pages are in its segment's header, Segment::sunk_bits: a Page stays 3 lines)
 };
 // Page::sunk_state: no note; a note is listed; the purger writes it; its heap's collector reads it.
+// (A Page is 3 cache lines, the second the owner's hot one; static_assert in segment.h.)
 constexpr uint8_t kSunkNone = 0, kSunkListed = 1, kSunkWriting = 2, kSunkTaking = 3;
 
 // A lane's current page carries this in `used` (set_lane_page puts it on and takes it off), so its

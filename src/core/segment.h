@@ -38,8 +38,12 @@ struct Segment {
   uint32_t sink_count;
   Segment* sink_next;
   Page pages[kSlotsPerSegment];    // indexed by first slot
+  uint64_t sunk_bits[kSlotsPerSegment][4];   // the OS pages of each page's sink note (page.h)
 };
 static_assert(sizeof(Segment) <= kSlotSize, "the header fits in slot 0");
+static_assert(sizeof(Page) == 192, "a page's metadata is 3 cache lines");
+// The OS pages of pg's sink note (pg in segment s).
+KM_INLINE uint64_t* sunk_bits(Segment* s, const Page* pg) { return s->sunk_bits[pg - s->pages]; }
 constexpr uint64_t kAllSlotsFree = ~uint64_t(0) << kFirstSlot;
 // dirty_slots is changed under the segment's lock but peeked at by the purger without it.
 KM_INLINE void set_dirty_slots(Segment* s, uint64_t v) { __atomic_store_n(&s->dirty_slots, v, __ATOMIC_RELAXED); }

@@ -5,9 +5,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/diag.h"
 #include "core/heap.h"
 #include "core/purge.h"
 #include "core/purge_work.h"
+#include "core/secure.h"
 #include "core/thin.h"
 #include "platform/os.h"
 
@@ -41,7 +43,8 @@ void note(Heap* h, Page* pg, uint32_t cells, const uint64_t* bits) {
     st = __atomic_load_n(&pg->sunk_state, __ATOMIC_RELAXED);
   }
   pg->sunk_cells += cells;
-  for (unsigned i = 0; i < 4; ++i) pg->sunk_bits[i] |= bits[i];
+  uint64_t* noted = sunk_bits(segment_of(pg->start), pg);
+  for (unsigned i = 0; i < 4; ++i) noted[i] |= bits[i];
   __atomic_store_n(&pg->sunk_state, kSunkListed, __ATOMIC_RELEASE);
   if (st == kSunkNone) remote_push_sunk(&h->remote, pg);
 }
@@ -106,6 +109,10 @@ uint32_t sort_out() {
     while (pending) {
       for (size_t n = 0; pending && n < kSortOutStep; ++n) {
         Block* b = pending;
+        // Secure mode: a link written after free (a use-after-free) is reported, not followed, as
+        // the owner's collection does.
+        if (KM_UNLIKELY(secure_enabled()) && !cell_is_free(b))
+          fatal_pointer("free", "corrupted remote free list at", b);
         pending = b->next;
         Segment* s = segment_of(b);
         if (s->sink_count == 0) {
