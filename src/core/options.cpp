@@ -16,9 +16,11 @@ constexpr OptionInfo kTable[int(Opt::count)] = {
      "print that kmalloc is active, and its options, at start-up (2: also in fork children)"},
     {"KMALLOC_STATS", 0, 0, 1, "print a statistics summary at exit (also malloc_stats())"},
     {"KMALLOC_PURGE_DELAY_MS", 10, -1, 3600000,
-     "give empty pages back to the OS after this many ms (0 = at once, -1 = never)"},
+     "give empty pages back to the OS after this many ms (0 = at once, -1 = never); what others "
+     "free into an idle thread's heap after 16 times this"},
     {"KMALLOC_PURGE_THREAD", 1, 0, 1,
-     "in threaded programs, purge from a background thread when the program goes quiet"},
+     "in threaded programs, purge from a background thread when the program goes quiet (also "
+     "what others free into an idle thread's heap)"},
     {"KMALLOC_LARGE_CACHE_MB", 64, 0, 65536,
      "keep up to this many MiB of freed huge blocks mapped for reuse (for at most the purge delay)"},
     {"KMALLOC_SECURE", KM_SECURE_DEFAULT, 0, 1,
