@@ -4,8 +4,8 @@
 // Lock order, everywhere: sink → purge pass → heap pool → orphan heap → metadata → spare segments →
 // segments list → each segment (list order). The fork takes all but the first: a sink under way
 // pauses between two steps for it and its child hands the sink's cells back (sink.h). The
-// huge-block cache and the remote stacks are lock-free. The prepare handler takes the locks in that order; the parent releases them; the child
-// resets them (only the forking thread exists there). A fork from a signal handler that interrupted
+// huge-block cache and the remote stacks are lock-free. The prepare handler takes the locks in that
+// order; the parent releases them; the child resets them (only the forking thread exists there). A fork from a signal handler that interrupted
 // one of our critical sections (tl_locks_held != 0, lock.h) takes no lock at all: waiting for any of
 // them could wait for the interrupted thread itself.
 #include "core/fork.h"

@@ -402,9 +402,7 @@ void collect_remote_slice(Heap* h, size_t limit) {
   __atomic_thread_fence(__ATOMIC_RELEASE);
   collect_sunk(h, sunk);
   for (; b && limit; --limit) {
-    // Secure mode: a remote link written after free (a use-after-free) is reported, not followed.
-    if (KM_UNLIKELY(secure_enabled()) && !cell_is_free(b))
-      fatal_pointer("free", "corrupted remote free list at", b);
+    check_remote_link(b);
     Block* next = b->next;
     Page* pg = page_of(segment_of(b), b);
     __atomic_store_n(&h->remote_collected, h->remote_collected + pg->cell_size, __ATOMIC_RELAXED);

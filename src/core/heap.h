@@ -17,7 +17,9 @@
 #include <cstring>
 
 #include "core/config.h"
+#include "core/diag.h"
 #include "core/remote.h"
+#include "core/secure.h"
 #include "core/segment.h"
 #include "core/stats.h"
 #include "core/size_class.h"
@@ -77,7 +79,7 @@ struct Heap {
   // owner: cells of other heaps' pages this thread freed, kept for its next mallocs (foreign.h).
   Page foreign[kForeignLanes] = {};
   HeapStats stats;                    // owner-written, summed by stats over every heap (stats.h)
-  // The purger only (sink.cpp, under its pass lock): its watch over the remote stack while the owner
+  // The purger only (sink.cpp, under the sink lock): its watch over the remote stack while the owner
   // looks idle.
   uint32_t sink_tick = 0;             // the owner's tick at the last look
   int64_t sink_since = 0;             // the look that first found frees waiting on an idle owner
@@ -148,9 +150,14 @@ void collect_remote(Heap* h);
 // notes are all taken).
 void collect_remote_slice(Heap* h, size_t limit);
 // Cells other threads freed to h wait, on its stack, in its backlog or parked by the purger, or the
-// purger left sink notes (sink.h).
-// Whoever runs h (its owner, or the holder of a pooled heap).
+// purger left sink notes (sink.h). For whoever runs h (its owner, or the holder of a pooled heap).
 KM_INLINE bool remote_waiting(const Heap* h) { return h->remote_backlog || remote_anything(&h->remote); }
+// Before a remote link is followed (by the collector, or by the purger's sink): in secure mode, a
+// link written after free (a use-after-free) is reported, not followed.
+KM_INLINE void check_remote_link(const Block* b) {
+  if (KM_UNLIKELY(secure_enabled()) && !cell_is_free(b))
+    fatal_pointer("free", "corrupted remote free list at", b);
+}
 // Give back the free OS pages of h's sparse pages (thin.h) but the current ones and, unless `all`,
 // those malloc refilled from since the last pass (the periodic pass; trim and exit thin all).
 void heap_thin(Heap* h, bool all);

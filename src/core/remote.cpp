@@ -11,10 +11,10 @@ void remote_push_chain(RemoteStack* to, Block* first, Block* last) {
   while (!to->head.compare_exchange_weak(head, first, std::memory_order_release, std::memory_order_relaxed));
   // The first cells on an exited thread's stack: nobody would collect them, so the purger (if the
   // program has one) drains them and thins the pages they empty within the purge delay (the exiting
-  // thread marks the stack abandoned, then looks at it once more). On a live heap's stack: if the owner stays idle through the delay, the purger gives back the OS
-  // pages those frees emptied (sink.h). Only the first push onto an empty stack notes: one look per
-  // wave of frees, and a busy owner, which empties its stack on its slow paths, is noted at most once
-  // between two of them.
+  // thread marks the stack abandoned, then looks at it once more). On a live heap's stack: if the
+  // owner stays idle, the purger gives back the OS pages those frees emptied (sink.h). Only the first
+  // push onto an empty stack notes: one look per wave of frees, and a busy owner, which empties its
+  // stack on its slow paths, is noted at most once between two of them.
   if (head == nullptr) purge_work_note();
 }
 

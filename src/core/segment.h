@@ -32,8 +32,8 @@ struct Segment {
   int64_t dirty_ms[kSlotsPerSegment];   // when each dirty slot was freed
   uint8_t slot_page[kSlotsPerSegment];  // slot -> index of the first slot of its page
   Page* slot_pages[kSlotsPerSegment];   // slot -> its Page (free(): one load)
-  // The purger only, under its pass lock (sink.cpp): the cells of this segment it took from an idle
-  // heap's remote stack, sorted out by segment; empty between its passes.
+  // The sink only, under the sink lock (sink.cpp): the cells of this segment it took from an idle
+  // heap's remote stack, sorted out by segment; empty between sinks.
   Block* sink_cells;
   uint32_t sink_count;
   Segment* sink_next;

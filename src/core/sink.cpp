@@ -5,18 +5,16 @@
 #include <atomic>
 #include <cstdint>
 
-#include "core/diag.h"
 #include "core/heap.h"
 #include "core/purge.h"
 #include "core/purge_work.h"
-#include "core/secure.h"
 #include "core/thin.h"
 #include "platform/os.h"
 
 namespace km {
 namespace {
 constexpr unsigned kOsShift = 12;   // os::kPageSize
-// Written under the pass lock, read by the stats summary.
+// Written under the sink lock, read by the stats summary.
 std::atomic<size_t> g_sinks{0}, g_sunk_bytes{0};
 // Single free OS pages too, unlike the owner's thinning while other threads run (heap_thin): the
 // purger makes the calls, once per wave of frees into an idle heap, not on a program thread's path.
@@ -109,10 +107,7 @@ uint32_t sort_out() {
     while (pending) {
       for (size_t n = 0; pending && n < kSortOutStep; ++n) {
         Block* b = pending;
-        // Secure mode: a link written after free (a use-after-free) is reported, not followed, as
-        // the owner's collection does.
-        if (KM_UNLIKELY(secure_enabled()) && !cell_is_free(b))
-          fatal_pointer("free", "corrupted remote free list at", b);
+        check_remote_link(b);
         pending = b->next;
         Segment* s = segment_of(b);
         if (s->sink_count == 0) {
