@@ -72,7 +72,8 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   if (b && (b->next || !page_can_carve(pg)) &&
       (size > kDirectMax || h->direct[(size + 15) >> 4] == pg) && (++h->quick_refills & 15) != 0 &&
       !remote_pending(&h->remote) && !page_has(pg, kPageSecure)) {
-    HeapBusy busy(h);   // a refill half done is a torn page for a fork child
+    HeapBusy busy(h, false);   // a refill half done is a torn page for a fork child (and tl_heap is
+                               // never the orphan heap, which runs under its lock)
     page_swap_local(pg);
     page_take(pg);
     if (zero) zero_popped(pg, b);
@@ -81,7 +82,8 @@ void* heap_alloc_slow(size_t size, unsigned lane, bool zero) {
   return alloc_miss(size, lane, zero);
 }
 
-void page_free_slow(Heap* h, Page* page) {
+void page_free_slow(Page* page) {
+  Heap* h = tl_heap;
   {
     HeapBusy busy(h);
     page_emptied(h, page);

@@ -51,10 +51,9 @@ KM_NOINLINE bool keep_slow(Heap* h, unsigned lane, Block* b) {
 
 bool foreign_keep(Heap* h, Page* page, Block* b) {
   unsigned lane = page->lane;   // 0 for a span: the unsigned test below turns it away too
-  uintptr_t owner = page_owner(page);
-  if (lane - 1 >= kForeignLanes - 1 || !h->keeps_foreign || (owner & kPageSecure) ||
+  if (lane - 1 >= kForeignLanes - 1 || !h->keeps_foreign || page_has(page, kPageSecure) ||
       h->lane_page[lane] == &g_empty_page ||
-      reinterpret_cast<Heap*>(owner & ~kPageFlags)->remote.abandoned.load(std::memory_order_relaxed))
+      page_heap(page)->remote.abandoned.load(std::memory_order_relaxed))
     return false;
   Page* f = &h->foreign[lane];
   if (KM_UNLIKELY(!f->free || kept(f) >= foreign_limit(lane))) return keep_slow(h, lane, b);

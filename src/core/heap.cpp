@@ -39,6 +39,7 @@ Heap* heap_new(bool orphan) {
   void* mem = meta_alloc(sizeof(Heap));
   if (!mem) return nullptr;
   Heap* h = new (mem) Heap(&g_empty_page);
+  h->owner_id = reinterpret_cast<uintptr_t>(h);   // no thread runs it yet (heap_acquire)
   h->orphan = orphan;
   h->keeps_foreign = !orphan;
   stats_register(&h->stats);
@@ -47,6 +48,13 @@ Heap* heap_new(bool orphan) {
   do h->all_next = head;
   while (!g_all_heaps.compare_exchange_weak(head, h, std::memory_order_release, std::memory_order_relaxed));
   return h;
+}
+
+void heap_set_owner(Heap* h, uintptr_t id) {
+  h->owner_id = id;
+  for (Segment* s = h->segments; s; s = s->heap_next)
+    for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i)
+      if (s->slot_page[i] == i && s->pages[i].cell_size != 0) page_set_heap(&s->pages[i], h, id);
 }
 
 size_t heap_count() { return g_heap_count.load(std::memory_order_relaxed); }
@@ -136,7 +144,7 @@ Page* page_new(Heap* h, unsigned lane) {
   Page* pg = &s->pages[first];
   char* start = reinterpret_cast<char*>(s) + (size_t(first) << kSlotShift);
   if (!page_setup(pg, start, size_t(n) << kSlotShift, n, lane, lane_size(lane),
-                  reinterpret_cast<uintptr_t>(h), zero)) {
+                  h, h->owner_id, zero)) {
     segment_give_slots(s, first, n);
     return nullptr;
   }
@@ -280,13 +288,12 @@ void heap_fork_child(Heap* h) {
 namespace {
 // Move segment s with every page in it from heap `from` to heap `to` (both held by the caller).
 void segment_move(Heap* from, Heap* to, Segment* s) {
-  uintptr_t me = reinterpret_cast<uintptr_t>(to);
   for (unsigned i = kFirstSlot; i < kSlotsPerSegment; ++i) {
     Page* pg = &s->pages[i];
     if (s->slot_page[i] != i || pg->cell_size == 0) continue;
     bool listed = !pg->span && !page_has(pg, kPageFull);   // every other lane page is on a list
     if (listed) list_remove(from, pg);
-    __atomic_store_n(&pg->owner, me | (pg->owner & kPageFlags), __ATOMIC_RELAXED);
+    page_set_heap(pg, to, to->owner_id);
     if (listed) list_push_back(to, pg);
   }
   Segment** link = &from->segments;

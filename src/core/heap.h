@@ -42,6 +42,12 @@ struct Heap {
   Segment* segments = nullptr;        // owner: the segments this heap owns
   Heap* pool_next = nullptr;          // in the pool of heaps whose thread has exited (pool.h)
   Heap* all_next = nullptr;           // every heap ever made (never removed): stats sum over them
+  // What its pages carry in Page::owner: the thread pointer of the thread running it (its own heap),
+  // or the heap's address while no thread does (pooled, the orphan, set aside in a fork child), which
+  // no thread pointer equals. Its thread's exit writes the address into every page before the heap is
+  // pooled: the thread pointer of an exited thread comes back with the next thread (glibc reuses its
+  // stack), and that thread must not find the old pages its own (heap_set_owner).
+  uintptr_t owner_id = 0;
   bool orphan = false;                // the orphan heap (thread.cpp): never adopts pooled heaps
   bool keeps_foreign = false;         // a thread's own heap (not the empty, dead or orphan heap):
                                       // it may keep other heaps' cells (foreign.h); one test there
@@ -127,7 +133,7 @@ KM_NOINLINE void free_other(Block* b, Page* page);
 // Free of a pointer outside every segment: NULL, a large block, or not ours (fatal).
 KM_NOINLINE void free_not_segment(void* p, const char* call);
 // A local free emptied a page that is not its lane's current page: retire it (soon, see Heap::retiring).
-KM_NOINLINE void page_free_slow(Heap* h, Page* page);
+KM_NOINLINE void page_free_slow(Page* page);
 
 // ---- a heap's pages (heap.cpp), owner thread only unless said otherwise
 // A new heap, registered for stats (orphan: the orphan heap). nullptr when metadata runs out.
@@ -169,6 +175,12 @@ void count_remote_free(uint32_t bytes);
 // A cell of `owner` (not the calling thread's heap), tagged free, of a page whose cells are `bytes`:
 // counted, then into the calling thread's outgoing batch (straight onto the stack without a heap).
 void remote_hand_over(Heap* owner, Block* b, uint32_t bytes);
+// The calling thread's owner id (Heap::owner_id): its thread pointer, unique among live threads (the
+// TLS ABI keeps it in %fs:0 on x86-64), one load with no TLS offset to fetch first.
+KM_INLINE uintptr_t thread_owner_id() { return reinterpret_cast<uintptr_t>(__builtin_thread_pointer()); }
+// h's pages carry `id` from now on (every page of every segment h owns; its owner only, or whoever
+// holds h while no thread runs it). O(pages): at thread start, exit and in a fork child.
+void heap_set_owner(Heap* h, uintptr_t id);
 // Number of heaps created so far (any thread).
 size_t heap_count();
 // The newest heap of the registry of every heap ever made; the rest through Heap::all_next.
@@ -234,18 +246,17 @@ KM_INLINE void cell_free(void* p) {
   Page* page = page_of(s, p);
   auto* b = static_cast<Block*>(p);
   uintptr_t tag = plain_tag(page);
-  Heap* h = tl_heap;
   // Not a cell start, never handed out, or already free: the slow path says which, and stops.
   if (KM_UNLIKELY(!is_carved_cell(page, p) || b->tag == tag))
     return free_slow(p, page);
   // Another thread's page, or a flagged (full or secure) page of ours.
-  if (KM_UNLIKELY(!page_owner_is(page, reinterpret_cast<uintptr_t>(h)))) return free_other(b, page);
+  if (KM_UNLIKELY(!page_owner_is(page, thread_owner_id()))) return free_other(b, page);
   b->next = page->local_free;
   b->tag = tag;
   page->local_free = b;
   // The page's last cell came back: retire it (soon). Never the current page, whose count carries
   // kUsedCurrent: a loop that allocates and frees one object must not set up a page every time.
-  if (KM_UNLIKELY(--page->used == 0)) page_free_slow(h, page);
+  if (KM_UNLIKELY(--page->used == 0)) page_free_slow(page);
 }
 
 // Usable size of live cell p of page pg.

@@ -22,12 +22,13 @@ void page_geometry(Page* pg, size_t cell) {
 }
 
 bool page_setup(Page* pg, char* start, size_t bytes, unsigned slots, unsigned lane, size_t cell,
-                uintptr_t owner, bool zero) {
+                Heap* heap, uintptr_t owner, bool zero) {
   *pg = Page{};
   pg->start = start;
   page_geometry(pg, cell);
   pg->capacity = uint32_t((secure_enabled() ? secure_page_bytes(bytes) : bytes) / cell);
   pg->owner = owner;
+  pg->heap = heap;
   pg->lane = uint8_t(lane);
   pg->slots = uint8_t(slots);
   pg->zero_init = zero;

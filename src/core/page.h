@@ -34,9 +34,9 @@ struct Page {
   // Read by every thread that frees a cell of the page (written at set-up, `carved` at carving): a
   // cache line of its own, so that remote frees do not share the line the owner writes on every malloc.
   char* start;            // first cell (the page's first slot)
-  uintptr_t owner;        // owning Heap* | kPageFull | kPageSecure: free() tests "my plain page" in
-                          // one compare against the calling thread's heap
-  uint64_t key;           // secure mode's free tags and encodings: g_page_secret ^ start (page_geometry)
+  uintptr_t owner;        // its heap's owner id (Heap::owner_id) | kPageFull | kPageSecure: free()
+                          // tests "a plain page of mine" in one compare against the thread pointer
+  Heap* heap;             // the heap that owns it (remote frees go to its stack)
   uint64_t mul;           // floor(2^64 / cell_size) + 1, 0 for a free slot (is_carved_cell)
   uint64_t carved_lim;    // carved * (mul * cell_size mod 2^64): what free compares (is_carved_cell)
   uint32_t cell_size;     // 0 for a free slot
@@ -69,6 +69,7 @@ struct Page {
   uint8_t sunk_state;     // atomic
   uint32_t sunk_cells;    // cells of the note: off every list, still counted in `used`
   Page* sunk_next;        // on RemoteStack::sunk
+  uint64_t key;           // secure mode's free tags and encodings: g_page_secret ^ start (page_geometry)
   // (the note's OS pages are in its segment's header, Segment::sunk_bits: a Page stays 3 lines)
 };
 // Page::sunk_state: no note; a note is listed; the purger writes it; its heap's collector reads it.
@@ -82,7 +83,7 @@ constexpr uint8_t kSunkNone = 0, kSunkListed = 1, kSunkWriting = 2, kSunkTaking 
 constexpr uint32_t kUsedCurrent = 1u << 31;
 KM_INLINE uint32_t page_live(const Page* pg) { return pg->used & ~kUsedCurrent; }
 
-// Flag bits in Page::owner (heaps are 64-byte aligned, so the low bits are free).
+// Flag bits in Page::owner (thread pointers and heaps are 64-byte aligned: the low bits are free).
 constexpr uintptr_t kPageFull = 1;     // off its lane list: it had no free cell at the last look
 constexpr uintptr_t kPageSecure = 2;   // KMALLOC_SECURE: cells go through the checked slow paths only
 constexpr uintptr_t kPageFlags = kPageFull | kPageSecure;
@@ -100,7 +101,12 @@ KM_INLINE bool page_owner_is(const Page* pg, uintptr_t owner) {
 #endif
 }
 KM_INLINE bool page_has(const Page* pg, uintptr_t flag) { return (page_owner(pg) & flag) != 0; }
-KM_INLINE Heap* page_heap(const Page* pg) { return reinterpret_cast<Heap*>(page_owner(pg) & ~kPageFlags); }
+KM_INLINE Heap* page_heap(const Page* pg) { return __atomic_load_n(&pg->heap, __ATOMIC_RELAXED); }
+// The page changes heap (set-up, adoption): its heap, and its owner word with the flags kept.
+KM_INLINE void page_set_heap(Page* pg, Heap* h, uintptr_t owner_id) {
+  __atomic_store_n(&pg->heap, h, __ATOMIC_RELAXED);
+  __atomic_store_n(&pg->owner, owner_id | (pg->owner & kPageFlags), __ATOMIC_RELAXED);
+}
 KM_INLINE void page_set(Page* pg, uintptr_t flag) {
   __atomic_store_n(&pg->owner, pg->owner | flag, __ATOMIC_RELAXED);
 }
@@ -183,11 +189,11 @@ KM_INLINE void zero_popped(Page* page, Block* b) {
 }
 
 // ---- page life (page.cpp): what happens to the cells, not to the lists the page is on
-// Set up the page of `cell`-byte cells at `start` (`bytes` long, `slots` slots) for heap `owner`.
-// zero: its memory reads as zeros. Carves nothing yet. false: secure mode could not set its guard up
+// Set up the page of `cell`-byte cells at `start` (`bytes` long, `slots` slots) for heap `heap`, whose
+// owner id is `owner` (Heap::owner_id). zero: its memory reads as zeros. Carves nothing yet. false: secure mode could not set its guard up
 // (the page is left cleared).
 bool page_setup(Page* pg, char* start, size_t bytes, unsigned slots, unsigned lane, size_t cell,
-                uintptr_t owner, bool zero);
+                Heap* heap, uintptr_t owner, bool zero);
 // The page (of `bytes` bytes) holds no cell in use any more: clear it (its slots are the caller's).
 void page_teardown(Page* pg, size_t bytes);
 // The page has never-used cells to carve, and no dropped ones that refill puts back first.

@@ -65,7 +65,8 @@ void* span_alloc(size_t size, bool zero) {
   pg->slots = uint8_t(n);
   pg->span = 1;
   pg->zero_init = fresh;
-  pg->owner = reinterpret_cast<uintptr_t>(h) | (secure_enabled() ? kPageSecure : 0);
+  pg->owner = h->owner_id | (secure_enabled() ? kPageSecure : 0);
+  pg->heap = h;
   stats_span_add(&h->stats, long(usable));   // before the orphan heap's lock goes: h's counters
   if (held) held->unlock();
   // A dirty slot may hold an old cell's free tag at this very address: clear it, as a pop does.
@@ -89,7 +90,7 @@ void span_release(Heap* h, Page* pg) {
 
 bool span_resize(Page* pg, void* p, size_t size) {
   bool secure = page_has(pg, kPageSecure);
-  if ((page_owner(pg) & ~kPageSecure) != reinterpret_cast<uintptr_t>(tl_heap)) return false;
+  if (page_heap(pg) != tl_heap) return false;
   HeapBusy busy(tl_heap);
   size_t usable = os::page_round(size);
   if (usable > kSpanMax) return false;

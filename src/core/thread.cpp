@@ -30,6 +30,7 @@ void thread_exit(void* arg) {
     heap_collect(h, true);
   }
   tl_heap = &g_dead_heap;
+  heap_set_owner(h, reinterpret_cast<uintptr_t>(h));   // before the next thread can get this one's pointer
   g_live_heaps.fetch_sub(1, std::memory_order_relaxed);
   h->remote.abandoned.store(true, std::memory_order_seq_cst);
   pool_put(h, h->segments != nullptr);
@@ -47,6 +48,7 @@ Heap* heap_acquire() {
   if (h) h->remote.abandoned.store(false, std::memory_order_relaxed);
   else h = heap_new();
   if (!h) return nullptr;
+  heap_set_owner(h, thread_owner_id());
   tl_heap = h;
   g_live_heaps.fetch_add(1, std::memory_order_relaxed);
   if (!g_key_ready.load(std::memory_order_acquire)) {
@@ -118,6 +120,10 @@ void threads_fork_child(bool whole) {
     h->collect_seq &= ~1u;
     if (h->orphan || h->stranded || h->remote.abandoned.load(std::memory_order_relaxed)) continue;
     if (h == me && keep) continue;
+    // Its thread does not exist here, and a thread the child starts may get its thread pointer: its
+    // pages carry the heap's address from now on (a torn heap's segment list is whole at every
+    // instant: a segment goes in and out of it with one store).
+    heap_set_owner(h, reinterpret_cast<uintptr_t>(h));
     if (whole && h != me && h->busy == 0) {
       heap_fork_inherit(h);
       h->remote.abandoned.store(true, std::memory_order_relaxed);

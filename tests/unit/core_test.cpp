@@ -416,7 +416,7 @@ TEST(Pages, FirstCarveTouchesOneOsPageThenAFullBatch) {
   void* mem = km::os::map(kBytes);
   ASSERT_NE(mem, nullptr);
   km::Page pg{};
-  ASSERT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 1, km::lane_of(16), 16, 0x40, true));
+  ASSERT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 1, km::lane_of(16), 16, nullptr, 0x40, true));
   ASSERT_TRUE(km::page_refill(&pg));
   EXPECT_EQ(pg.carved, 4096u / 16);
   EXPECT_EQ(km::os::resident_in(mem, kBytes), size_t(4096));
@@ -435,7 +435,7 @@ TEST(Pages, ARefillThatFindsOneCellCarvesABatchMore) {
   void* mem = km::os::map(kBytes);
   ASSERT_NE(mem, nullptr);
   km::Page pg{};
-  ASSERT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 1, km::lane_of(kCell), kCell, 0x40, true));
+  ASSERT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 1, km::lane_of(kCell), kCell, nullptr, 0x40, true));
   ASSERT_TRUE(km::page_refill(&pg));
   ASSERT_EQ(pg.carved, 1u);   // the first batch is one OS page: one cell of this size
   auto* b = static_cast<km::Block*>(km::page_pop(&pg, false));
@@ -464,7 +464,7 @@ struct MeshPage {
   km::Page pg{};
   std::vector<km::Block*> cells;
   MeshPage() {
-    EXPECT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 4, km::lane_of(1024), 1024, 0x40, true));
+    EXPECT_TRUE(km::page_setup(&pg, static_cast<char*>(mem), kBytes, 4, km::lane_of(1024), 1024, nullptr, 0x40, true));
     while (km::page_refill(&pg))
       while (pg.free) cells.push_back(static_cast<km::Block*>(km::page_pop(&pg, false)));
   }

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/heap.h"
+#include "fresh_heaps.h"
 #include "kmalloc.h"
 
 namespace {
@@ -90,6 +92,81 @@ TEST(Reclaim, OneBlockAdoptsOneSegmentNotTheWholeHeap) {
   EXPECT_LE(after.segments, before.segments);   // nothing new mapped for one block
   EXPECT_LT(own, survivors.size() / 4) << "the one block came with most of the exited heap";
   for (void* s : survivors) km_free(s);
+}
+
+// free's fast path takes a page as its own when the page's owner word is the calling thread's pointer
+// (Heap::owner_id). glibc gives a joined thread's stack, and so its thread pointer, to the next thread
+// it starts: the exited thread's pages must not be that thread's. Its frees of them go to the pooled
+// heap; a local push would put the cells on a page of a heap it does not run, and an emptied page on
+// its own lists. Set aside (FreshHeaps), so that the first thread's heap stays pooled with its pages.
+TEST(Reclaim, AThreadThatGetsAnExitedThreadsPointerDoesNotOwnItsPages) {
+  km_test::FreshHeaps fresh;
+  constexpr int kN = 4096;
+  std::vector<void*> cells(kN);
+  uintptr_t first_id = 0, second_id = 0;
+  std::thread([&] {
+    first_id = km::thread_owner_id();
+    for (auto& p : cells) {
+      p = km_malloc(100);
+      std::memset(p, 7, 100);
+    }
+  }).join();
+  size_t owned = 0;
+  std::thread([&] {
+    second_id = km::thread_owner_id();
+    for (void* p : cells)
+      owned += km::page_owner_is(km::page_of(km::segment_of(p), p), km::thread_owner_id());
+    for (void* p : cells) km_free(p);   // none may be pushed as this thread's own
+  }).join();
+  if (first_id != second_id) GTEST_SKIP() << "the C library gave the second thread another stack";
+  EXPECT_EQ(owned, 0u) << "a new thread took an exited thread's pages for its own";
+  // The frees reached the pooled heap: its pages take new cells as before.
+  std::vector<void*> again(kN);
+  for (auto& p : again) {
+    p = km_malloc(100);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 9, 100);
+  }
+  for (void* p : again) km_free(p);
+}
+
+// The same in a fork child: the parent's other threads do not exist there, and the child's C library
+// gives their stacks (and thread pointers) to the threads the child starts.
+TEST(Reclaim, AForkChildsThreadDoesNotOwnThePagesOfTheParentsOtherThreads) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer cannot start threads in the child of a multithreaded fork";
+#endif
+  constexpr int kN = 4096;
+  static void* cells[kN];
+  static uintptr_t worker_id = 0;
+  std::atomic<int> stage{0};
+  std::thread worker([&] {
+    worker_id = km::thread_owner_id();
+    for (auto& p : cells) p = km_malloc(100);
+    stage = 1;
+    while (stage.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  while (stage.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    static size_t owned = 0;
+    static uintptr_t id = 0;
+    std::thread([] {
+      id = km::thread_owner_id();
+      for (void* p : cells) owned += km::page_owner_is(km::page_of(km::segment_of(p), p), id);
+      for (void* p : cells) km_free(p);
+    }).join();
+    _exit(id != worker_id ? 2 : owned == 0 ? 0 : 1);
+  }
+  stage = 2;
+  worker.join();
+  for (void* p : cells) km_free(p);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 2) GTEST_SKIP() << "the child's thread got another stack";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "a child's thread took the pages of a parent's thread for its own";
 }
 
 // Frees into the heap of an exited thread, by a thread that never allocates, come back within the
